@@ -1,0 +1,1 @@
+"""The CuPy backend: programs lowered to fused kernels over device-resident shards."""

@@ -1,0 +1,1 @@
+"""The composition root: application packages, the document store, the gRPC service and the CLI."""

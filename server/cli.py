@@ -1,0 +1,97 @@
+"""`tensorrank` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+
+from tensor_ir.backend import Backend
+
+log = logging.getLogger("server")
+
+
+def _backend(name: str) -> Backend:
+    if name == "cpu":
+        from cpu_fallback import NumpyBackend
+
+        return NumpyBackend()
+    if name == "gpu":
+        try:
+            from gpu_engine.backend import CupyBackend  # type: ignore[import-not-found]
+        except ImportError as e:
+            raise SystemExit(f"tensorrank: the gpu backend is not available: {e}") from None
+        return CupyBackend()  # type: ignore[no-any-return]
+    raise SystemExit(f"tensorrank: unknown backend '{name}' (expected cpu or gpu)")
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from server.inspect_model import inspect_model
+
+    report, ok = inspect_model(args.model)
+    print(report)
+    return 0 if ok else 1
+
+
+def cmd_conformance(args: argparse.Namespace) -> int:
+    from tensor_ir.conformance import format_report, read_exclusions, run_conformance
+
+    backend = _backend(args.backend)
+    pattern = args.filter
+
+    def progress(i: int, n: int, res: object) -> None:
+        if sys.stderr.isatty():
+            print(f"\r{i}/{n} cases", end="", file=sys.stderr, flush=True)
+
+    report = run_conformance(backend, select=(lambda n: pattern in n) if pattern else None, progress=progress)
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    for line in format_report(report):
+        print(line)
+    exclusions = read_exclusions()
+    unexpected = [r for r in report.results if r.status != "passed" and r.name not in exclusions]
+    if args.json:
+        data = report.to_json()
+        data["backend"] = args.backend
+        data["unexpected_failures"] = [r.name for r in unexpected]
+        with open(args.json, "w") as f:
+            json.dump(data, f, indent=1)
+    if args.verbose:
+        for r in report.results:
+            if r.status != "passed":
+                print(f"  {r.status}: {r.name}: {r.detail}", file=sys.stderr)
+    if unexpected and not pattern:
+        print(f"{len(unexpected)} cases failed that the exclusion file does not list, e.g. "
+              + ", ".join(r.name for r in unexpected[:5]), file=sys.stderr)
+        return 1
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tensorrank", description="GPU-backed tensor ranking service")
+    p.add_argument("--log-level", default="WARNING")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("inspect", help="show a model's inputs, outputs, ops and converted program")
+    s.add_argument("model")
+    s.set_defaults(func=cmd_inspect)
+
+    s = sub.add_parser("conformance", help="run the ONNX backend node test suite")
+    s.add_argument("--backend", choices=["cpu", "gpu"], default="cpu")
+    s.add_argument("--json", help="write per-case results to this file")
+    s.add_argument("--filter", default="", help="only cases whose name contains this text")
+    s.add_argument("-v", "--verbose", action="store_true", help="print why each case did not pass")
+    s.set_defaults(func=cmd_conformance)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

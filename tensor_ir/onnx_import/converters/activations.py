@@ -1,0 +1,1 @@
+"""Converters: activations (none yet)."""

@@ -1,0 +1,1 @@
+"""Converters: casting (none yet)."""

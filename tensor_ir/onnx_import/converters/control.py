@@ -1,0 +1,1 @@
+"""Converters: control (none yet)."""

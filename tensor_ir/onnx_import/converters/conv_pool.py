@@ -1,0 +1,1 @@
+"""Converters: conv_pool (none yet)."""

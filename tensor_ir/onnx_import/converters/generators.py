@@ -1,0 +1,1 @@
+"""Converters: generators (none yet)."""

@@ -1,0 +1,1 @@
+"""Converters: indexing (none yet)."""

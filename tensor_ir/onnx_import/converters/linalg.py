@@ -1,0 +1,1 @@
+"""Converters: linalg (none yet)."""

@@ -1,0 +1,1 @@
+"""Converters: misc (none yet)."""

@@ -1,0 +1,1 @@
+"""Converters: normalization (none yet)."""

@@ -1,0 +1,1 @@
+"""Converters: reductions (none yet)."""

@@ -1,0 +1,1 @@
+"""Converters: shape_ops (none yet)."""
