@@ -69,6 +69,38 @@ def cmd_conformance(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    from server.application.errors import SchemaError
+    from server.application.package import Application
+    from tensor_ir.expr.errors import RankingError
+
+    try:
+        app = Application.load(args.app)
+    except (SchemaError, RankingError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    for schema in app.schemas.values():
+        print(f"schema {schema.name}: {len(schema.definition.fields)} fields")
+        for f in schema.definition.fields.values():
+            kind = "attribute" if f.attribute else "summary"
+            print(f"  field {f.name}: {f.type if f.type is not None else 'string'} ({kind})")
+        for prof in schema.profiles.values():
+            print(f"  rank-profile {prof.name}: program of {prof.program_size()} nodes")
+            for q in prof.query_inputs.values():
+                default = "" if q.default is None else " (has default)"
+                print(f"    input query({q.name}) {q.type}{default}")
+            for a, t in prof.attributes.items():
+                print(f"    reads attribute({a}) {t}")
+            for m in prof.models:
+                print(f"    model {m}")
+            for feat in prof.match_features:
+                print(f"    match-feature {feat.name}: {feat.type}")
+            if prof.second_phase is not None:
+                print(f"    second-phase over the best {prof.rerank_count}")
+    print(f"{args.app}: ok")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tensorrank", description="GPU-backed tensor ranking service")
     p.add_argument("--log-level", default="WARNING")
@@ -77,6 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("inspect", help="show a model's inputs, outputs, ops and converted program")
     s.add_argument("model")
     s.set_defaults(func=cmd_inspect)
+
+    s = sub.add_parser("check", help="validate an application package and describe its rank profiles")
+    s.add_argument("app", help="application package directory")
+    s.set_defaults(func=cmd_check)
 
     s = sub.add_parser("conformance", help="run the ONNX backend node test suite")
     s.add_argument("--backend", choices=["cpu", "gpu"], default="cpu")

@@ -132,10 +132,20 @@ def select(cond: Node, a: Node, b: Node, label: str = "") -> Node:
     return _make(Op.SELECT, [cond, a, b], {}, shape, a.dtype, label)
 
 
-def cast(x: Node, to: CellType, saturate: bool = True, label: str = "") -> Node:
+E8M0_ROUND_MODES = frozenset({"up", "down", "nearest"})
+
+
+def cast(x: Node, to: CellType, saturate: bool = True, label: str = "", round_mode: str = "up") -> Node:
+    """`saturate` matters for float8 targets only, `round_mode` for float8e8m0 only."""
     if x.dtype is to:
         return x
-    return _make(Op.CAST, [x], {"to": to.name, "saturate": saturate}, x.shape, to, label)
+    attrs: dict[str, Any] = {"to": to.name, "saturate": bool(saturate)}
+    if to is CellType.FLOAT8E8M0:
+        # kept out of other casts' attrs so it cannot split them apart in CSE
+        if round_mode not in E8M0_ROUND_MODES:
+            raise IRError(f"unknown float8e8m0 round_mode '{round_mode}'")
+        attrs["round_mode"] = round_mode
+    return _make(Op.CAST, [x], attrs, x.shape, to, label)
 
 
 # ---------------------------------------------------------------- reductions
@@ -254,7 +264,15 @@ def slice_(x: Node, starts: Sequence[int], stops: Sequence[int], steps: Sequence
             raise IRError("slice step of 0")
         a, b, c = slice(int(s0), int(s1), int(st)).indices(d)
         n = len(range(a, b, c))
-        norm.append((a, b if n else a, c))
+        if n == 0:
+            # one spelling for every empty slice: a start of -1 with a negative step would
+            # otherwise read as "from the last cell" to anyone slicing with these numbers
+            a, b, c = 0, 0, 1
+        elif b < 0:
+            # a reversed slice through index 0: as a stop, -1 means the last cell, -d-1 means
+            # "before index 0" both to Python slicing and to normalising again (the verifier)
+            b = -d - 1
+        norm.append((a, b, c))
         shape.append(n)
     if all(n == (0, d, 1) for n, d in zip(norm, x.shape, strict=True)):
         return x

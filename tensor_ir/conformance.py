@@ -82,7 +82,7 @@ def load_cases() -> list[Any]:
 def case_op(model: onnx.ModelProto, name: str) -> str:
     ops = sorted({n.op_type for n in model.graph.node if n.op_type != "Constant"}) or ["Constant"]
     if len(ops) == 1 and not name.endswith("_expanded"):
-        return ops[0]
+        return str(ops[0])
     return "(expanded)" if name.endswith("_expanded") else "(graph)"
 
 

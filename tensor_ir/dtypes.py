@@ -93,9 +93,9 @@ class CellType(enum.Enum):
 
 
 def _np_dtype(name: str) -> np.dtype[Any]:
-    if hasattr(np, name) and name != "bfloat16":
-        return np.dtype(getattr(np, name))
-    return np.dtype(getattr(ml_dtypes, name))
+    module = np if hasattr(np, name) and name != "bfloat16" else ml_dtypes
+    dt: np.dtype[Any] = np.dtype(getattr(module, name))
+    return dt
 
 
 _NP_DTYPES: dict[CellType, np.dtype[Any]] = {ct: _np_dtype(ct.np_name) for ct in CellType}

@@ -101,6 +101,10 @@ class Variance(enum.IntFlag):
     def per_document(self) -> bool:
         return bool(self & Variance.DOCUMENT)
 
+    @property
+    def label(self) -> str:
+        return {0: "constant", 1: "query", 2: "document", 3: "query x document"}[int(self)]
+
 
 class Role(enum.Enum):
     """Where a program input's value comes from."""
@@ -124,7 +128,10 @@ class ConstValue:
     __slots__ = ("_digest", "array")
 
     def __init__(self, array: npt.NDArray[Any]) -> None:
-        arr = np.ascontiguousarray(array)
+        # not ascontiguousarray: it turns 0-d arrays into 1-d ones. A copy unless the array
+        # is already frozen: a view would change with the caller's array after hashing
+        frozen = not array.flags.writeable and array.flags.c_contiguous and array.base is None
+        arr = array.view() if frozen else np.array(array, order="C", copy=True)
         arr.flags.writeable = False
         self.array = arr
         h = hashlib.blake2b(digest_size=16)
@@ -250,10 +257,11 @@ class Node:
     def __repr__(self) -> str:
         attrs = f" {self.attrs!r}" if self.attrs and self.op is not Op.CONSTANT else ""
         if self.op is Op.CONSTANT:
-            attrs = f" {self.attrs['value']!r}"
+            # .get: the verifier names malformed constants too
+            attrs = f" {self.attrs.get('value')!r}"
         return (
             f"<{self.op.label}{attrs} -> {self.dtype.np_name}{list(self.shape)} "
-            f"{self.variance.name.lower()}{' ' + self.label if self.label else ''}>"
+            f"{self.variance.label}{' ' + self.label if self.label else ''}>"
         )
 
 

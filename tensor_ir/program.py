@@ -23,7 +23,8 @@ class ProgramInput:
     dtype: CellType
 
     def describe(self) -> str:
-        return f"{self.role.value}({self.name}) {self.dtype.np_name}{list(self.shape)}"
+        name = self.name if self.name.endswith(")") else f"{self.role.value}({self.name})"
+        return f"{name} {self.dtype.np_name}{list(self.shape)}"
 
 
 class Program:
@@ -61,7 +62,7 @@ class Program:
         lines = [f"program: {self.size()} nodes, {self.constant_bytes()} constant bytes"]
         lines += [f"  input  {i.describe()}" for i in self.inputs.values()]
         lines += [
-            f"  output {name}: {n.dtype.np_name}{list(n.shape)} {n.variance.name.lower()}"
+            f"  output {name}: {n.dtype.np_name}{list(n.shape)} {n.variance.label}"
             for name, n in self.outputs.items()
         ]
         return "\n".join(lines)

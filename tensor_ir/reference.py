@@ -196,32 +196,59 @@ def _k_select(node: Node, args: list[Array], n: int) -> Array:
     return np.asarray(np.where(c, a, b)).astype(node.dtype.np_dtype, copy=False)
 
 
+_SATURATING_FLOAT8 = frozenset(
+    {CellType.FLOAT8E4M3FN, CellType.FLOAT8E4M3FNUZ, CellType.FLOAT8E5M2, CellType.FLOAT8E5M2FNUZ}
+)
+
+
 def _k_cast(node: Node, args: list[Array], n: int) -> Array:
+    """ONNX Cast. Out-of-range conversions follow numpy / ml_dtypes `astype`, as the ONNX
+    reference does: integers wrap (two's complement), float to int truncates toward zero
+    (and wraps for the 4- and 2-bit ints). Only float8 targets saturate, and float8e8m0
+    has its own rounding."""
     (x,) = args
     src = node.inputs[0].dtype
     to = node.dtype
     if to.is_bool:
         return np.asarray(_wide(x, src) != 0)
-    value = x
-    if src.is_narrow:
-        value = _wide(x, src)
-    if to.is_narrow and to.is_float and node.attrs["saturate"] and not src.is_int and not src.is_bool:
-        fi = np.finfo(to.np_dtype)
-        wide = value.astype(np.float32) if value.dtype.itemsize < 4 else value
-        value = np.where(np.isinf(wide), np.clip(wide, float(fi.min), float(fi.max)), wide)
-        value = np.where(np.isnan(wide), wide, np.clip(value, float(fi.min), float(fi.max)))
+    value = _wide(x, src) if src.is_narrow else x
     with np.errstate(all="ignore"):
-        if to.is_narrow and src.is_float and not to.is_float:
-            value = np.clip(np.round(value.astype(np.float64)), _int_min(to), _int_max(to))
+        if to is CellType.FLOAT8E8M0:
+            return _to_e8m0(value.astype(np.float32), bool(node.attrs["saturate"]),
+                            str(node.attrs.get("round_mode", "up")))
+        if to in _SATURATING_FLOAT8 and node.attrs["saturate"] and not src.is_bool:
+            # clip before rounding: values that would round past the largest finite
+            # value (and +-inf) become +-max; NaN stays NaN
+            fi = ml_dtypes.finfo(to.np_dtype)
+            if value.dtype.kind != "f":
+                value = value.astype(np.float64)  # exact for every int up to 32 bits
+            elif value.dtype.itemsize < 4:
+                value = value.astype(np.float32)
+            value = np.clip(value, float(fi.min), float(fi.max))
         return np.asarray(value).astype(to.np_dtype)
 
 
-def _int_min(ct: CellType) -> int:
-    return int(ml_dtypes.iinfo(ct.np_dtype).min)
-
-
-def _int_max(ct: CellType) -> int:
-    return int(ml_dtypes.iinfo(ct.np_dtype).max)
+def _to_e8m0(f: Array, saturate: bool, round_mode: str) -> Array:
+    """float32 -> float8e8m0 (a bare power-of-two exponent) by the exponent bits of `f`."""
+    bits = f.view(np.uint32)
+    exponent = ((bits >> 23) & 0xFF).astype(np.uint16)
+    special = exponent == 0xFF  # inf or NaN
+    if round_mode == "up":
+        inc = (bits & 0x7FFFFF) != 0
+    elif round_mode == "nearest":
+        guard = (bits & 0x400000) != 0
+        rest = (bits & 0x3FFFFF) != 0
+        inc = guard & (rest | (exponent > 0))
+    else:  # down: the exponent itself
+        inc = np.zeros(bits.shape, dtype=bool)
+    inc &= ~special
+    if saturate:
+        inc &= exponent != 0xFE
+    out = (exponent + inc.astype(np.uint16)).astype(np.uint8)
+    if saturate:
+        # saturating casts send +-inf to the largest exponent; NaN stays NaN
+        out = np.where(np.isinf(f), np.uint8(0xFE), out)
+    return out.view(ml_dtypes.float8_e8m0fnu)
 
 
 def _k_reduce(node: Node, args: list[Array], n: int) -> Array:

@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from tensor_ir.dtypes import CellType
-from tensor_ir.ir import Role
+from tensor_ir.ir import Node, Role
 from tensor_ir.onnx_import.errors import ModelImportError
 
 Dim = int | str | None  # static size, symbolic name, or unknown (-1 / absent)
@@ -26,6 +26,15 @@ class InputBinding:
     shape: tuple[int, ...] | None = None  # per document; may leave out a batch axis
     dtype: CellType | None = None
     value: npt.NDArray[Any] | None = None  # the value of a CONSTANT-role input, when known
+    node: Node | None = None  # an IR value computed elsewhere (a rank profile): inlines the model
+
+    @property
+    def bound_shape(self) -> tuple[int, ...] | None:
+        if self.node is not None:
+            return self.node.shape
+        if self.value is not None:
+            return tuple(self.value.shape)
+        return self.shape
 
     @staticmethod
     def constant(value: npt.ArrayLike) -> InputBinding:
@@ -45,7 +54,10 @@ def resolve_shapes(
     """Per-document shapes of every input; symbolic names must agree across inputs."""
     sizes: dict[str, tuple[int, str]] = {}  # symbolic name -> (size, input that fixed it)
     out: dict[str, tuple[int, ...]] = {}
-    for name, dims in dims_by_input.items():
+    # bound inputs first: a symbol's size must not depend on the order of the model's inputs
+    order = sorted(dims_by_input, key=lambda k: bound.get(k) is None)
+    for name in order:
+        dims = dims_by_input[name]
         shape = bound.get(name)
         rank = len(dims)
         if shape is not None and len(shape) == rank - 1 and rank > 0 and (not is_static(dims[0]) or dims[0] == 1):
@@ -68,10 +80,10 @@ def resolve_shapes(
                 resolved.append(d)
                 continue
             if given is None:
-                if axis == 0:
-                    given = 1  # the batch axis: one document per row
-                elif isinstance(d, str) and d in sizes:
+                if isinstance(d, str) and d in sizes:
                     given = sizes[d][0]
+                elif axis == 0:
+                    given = 1  # the batch axis: one document per row
                 else:
                     raise ModelImportError(
                         f"dimension {_dim_name(d, axis)} of input '{name}' has no size: bind the input "
@@ -87,7 +99,7 @@ def resolve_shapes(
                 sizes.setdefault(d, (given, name))
             resolved.append(given)
         out[name] = tuple(resolved)
-    return out
+    return {name: out[name] for name in dims_by_input}
 
 
 def _dim_name(d: Dim, axis: int) -> str:

@@ -83,7 +83,7 @@ class NodeContext:
             label = what or f"input {i} ('{self.node.input[i]}')"
             raise self.error(
                 f"{label} must be a constant known at deploy time, but it depends on "
-                f"{node.variance.name.lower().replace('_', ' x ')} data",
+                f"{node.variance.label} data",
                 needs_constant=True,
             )
         return node.value

@@ -24,7 +24,7 @@ from onnx import numpy_helper
 from tensor_ir import build
 from tensor_ir.dtypes import CellType
 from tensor_ir.errors import EvaluationError, IRError
-from tensor_ir.ir import Node, Role
+from tensor_ir.ir import Node
 from tensor_ir.onnx_import import converters
 from tensor_ir.onnx_import.attributes import node_attributes
 from tensor_ir.onnx_import.bindings import Dim, InputBinding, resolve_shapes
@@ -147,7 +147,7 @@ class _ModelImporter:
                 )
         shapes = resolve_shapes(
             {mi.name: mi.dims for mi in model_inputs},
-            {k: (b.value.shape if b.value is not None else b.shape) for k, b in bindings.items()},
+            {k: b.bound_shape for k, b in bindings.items()},
             self.label,
         )
         env: dict[str, Node] = {}
@@ -157,6 +157,14 @@ class _ModelImporter:
         for mi in model_inputs:
             b = bindings.get(mi.name, InputBinding())
             shape = shapes[mi.name]
+            if b.node is not None:
+                if b.node.dtype is not mi.dtype:
+                    raise self.error(
+                        f"type mismatch: input '{mi.name}' is {mi.dtype.np_name} in the model but is bound "
+                        f"to a {b.node.dtype.np_name} value"
+                    )
+                env[mi.name] = build.reshape(b.node, shape)
+                continue
             if b.value is not None:
                 env[mi.name] = build.constant(np.asarray(b.value).reshape(shape), mi.dtype, mi.name)
                 continue
@@ -198,6 +206,12 @@ class _ModelImporter:
             self._node(node, env, opsets)
 
     def _node(self, node: onnx.NodeProto, env: MutableMapping[str, Node], opsets: Mapping[str, int]) -> None:
+        if not node.name:
+            # errors must point somewhere: an unnamed node is known by the values it produces
+            named = onnx.NodeProto()
+            named.CopyFrom(node)
+            named.name = f"<{node.op_type} -> {', '.join(o for o in node.output if o)}>"
+            node = named
         domain = canonical_domain(node.domain)
         opset = opsets.get(domain)
         self.histogram[node.op_type if not domain else f"{domain}.{node.op_type}"] += 1
@@ -311,11 +325,11 @@ def _schema_function(
         schema = onnx.defs.get_schema(node.op_type, opset, domain)
     except onnx.defs.SchemaError:
         return None
-    if schema.has_function:
-        body = schema.get_function_with_opset_version(opset)
+    if schema.has_function:  # type: ignore[attr-defined]
+        body = schema.get_function_with_opset_version(opset)  # type: ignore[attr-defined]
         if body is not None:
             return _as_function(body)
-    if schema.has_context_dependent_function:
+    if schema.has_context_dependent_function:  # type: ignore[attr-defined]
         types = []
         for value in inputs:
             if value is None:
@@ -325,7 +339,7 @@ def _schema_function(
                     onnx.helper.make_tensor_type_proto(value.dtype.onnx_type, list(value.shape)).SerializeToString()
                 )
         try:
-            body = schema.get_context_dependent_function_with_opset_version(
+            body = schema.get_context_dependent_function_with_opset_version(  # type: ignore[attr-defined]
                 opset, node.SerializeToString(), types
             )
         except (RuntimeError, onnx.defs.SchemaError):

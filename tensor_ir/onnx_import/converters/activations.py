@@ -1,1 +1,239 @@
-"""Converters: activations (none yet)."""
+"""Activation functions: short chains of MAP, JOIN and SELECT.
+
+Formulas are written so that no intermediate overflows where the result is finite
+(softplus as max(x, 0) + log(1 + exp(-|x|)), exp only of non-positive values in the
+ELU family), since a fused kernel cannot recover from an inf in a branch it discards.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from tensor_ir import build
+from tensor_ir.dtypes import CellType
+from tensor_ir.ir import Node
+from tensor_ir.onnx_import.context import NodeContext
+from tensor_ir.onnx_import.converters.common import same_type, scalar_like
+from tensor_ir.onnx_import.registry import converter
+
+
+def _float_input(ctx: NodeContext, i: int = 0) -> Node:
+    x = ctx.input(i)
+    ctx.float_types_only(x)
+    return x
+
+
+def _f(ctx: NodeContext, name: str) -> float:
+    value = ctx.attr(name)
+    if value is None:
+        raise ctx.error(f"attribute '{name}' is missing")
+    return float(value)
+
+
+def _mul(x: Node, k: float) -> Node:
+    return build.join("mul", x, scalar_like(x, k))
+
+
+def _add(x: Node, k: float) -> Node:
+    return build.join("add", x, scalar_like(x, k))
+
+
+def _clamp(x: Node, lo: float, hi: float) -> Node:
+    return build.join("min", build.join("max", x, scalar_like(x, lo)), scalar_like(x, hi))
+
+
+def _expm1_nonpos(x: Node) -> Node:
+    """exp(min(x, 0)) - 1: the negative branch of the ELU family, finite for every x."""
+    neg = build.join("min", x, scalar_like(x, 0))
+    return build.join("sub", build.map_("exp", neg), scalar_like(x, 1))
+
+
+def _softplus(x: Node) -> Node:
+    pos = build.join("max", x, scalar_like(x, 0))
+    tail = build.map_("exp", build.map_("neg", build.map_("abs", x)))
+    return build.join("add", pos, build.map_("log", build.join("add", tail, scalar_like(x, 1))))
+
+
+def _swish(x: Node, alpha: float) -> Node:
+    gate = x if alpha == 1.0 else _mul(x, alpha)
+    return build.join("mul", x, build.map_("sigmoid", gate))
+
+
+@converter("Elu", 1, 6, 22)
+def elu(ctx: NodeContext) -> Sequence[Node | None]:
+    x = _float_input(ctx)
+    neg = _mul(_expm1_nonpos(x), _f(ctx, "alpha"))
+    return [build.select(build.join("lt", x, scalar_like(x, 0)), neg, x, label=ctx.name)]
+
+
+@converter("Selu", 1, 6, 22)
+def selu(ctx: NodeContext) -> Sequence[Node | None]:
+    x = _float_input(ctx)
+    alpha, gamma = _f(ctx, "alpha"), _f(ctx, "gamma")
+    neg = _mul(_expm1_nonpos(x), alpha)
+    inner = build.select(build.join("gt", x, scalar_like(x, 0)), x, neg)
+    return [_mul(inner, gamma)]
+
+
+@converter("Celu", 12, 28)
+def celu(ctx: NodeContext) -> Sequence[Node | None]:
+    x = _float_input(ctx)
+    alpha = _f(ctx, "alpha")
+    if alpha == 0:
+        raise ctx.error("alpha must not be 0")
+    # max(0, x) + min(0, alpha * (exp(x / alpha) - 1))
+    if alpha > 0:
+        # the second term is 0 for x >= 0, so exp needs only x / alpha <= 0
+        neg = _mul(_expm1_nonpos(_mul(x, 1.0 / alpha)), alpha)
+    else:
+        e = build.join("sub", build.map_("exp", _mul(x, 1.0 / alpha)), scalar_like(x, 1))
+        neg = build.join("min", _mul(e, alpha), scalar_like(x, 0))
+    return [build.join("add", build.join("max", x, scalar_like(x, 0)), neg)]
+
+
+@converter("LeakyRelu", 1, 6, 16)
+def leaky_relu(ctx: NodeContext) -> Sequence[Node | None]:
+    x = _float_input(ctx)
+    return [build.select(build.join("lt", x, scalar_like(x, 0)), _mul(x, _f(ctx, "alpha")), x,
+                         label=ctx.name)]
+
+
+def _prelu_slope(ctx: NodeContext, x: Node, slope: Node) -> Node:
+    try:
+        build.broadcast_shapes(x.shape, slope.shape)
+        return slope
+    except build.IRError:
+        pass
+    # opsets before 7 meant a per-channel slope [C] for an input [N, C, ...]
+    if slope.rank == 1 and x.rank >= 2 and x.shape[1] == slope.shape[0]:
+        return build.reshape(slope, (slope.shape[0], *([1] * (x.rank - 2))))
+    raise ctx.error(f"slope of shape {list(slope.shape)} does not broadcast to input {list(x.shape)}")
+
+
+@converter("PRelu", 1, 6, 7, 9, 16)
+def prelu(ctx: NodeContext) -> Sequence[Node | None]:
+    x, slope = ctx.input(0), ctx.input(1)
+    same_type(ctx, x, slope)
+    slope = _prelu_slope(ctx, x, slope)
+    out = build.select(build.join("lt", x, scalar_like(x, 0)), build.join("mul", x, slope), x, label=ctx.name)
+    if out.shape != x.shape:
+        raise ctx.error(f"slope of shape {list(slope.shape)} would broadcast the input {list(x.shape)} "
+                        f"to {list(out.shape)}")
+    return [out]
+
+
+@converter("ThresholdedRelu", 10, 22)
+def thresholded_relu(ctx: NodeContext) -> Sequence[Node | None]:
+    x = _float_input(ctx)
+    keep = build.join("gt", x, scalar_like(x, _f(ctx, "alpha")))
+    return [build.select(keep, x, scalar_like(x, 0), label=ctx.name)]
+
+
+@converter("HardSigmoid", 1, 6, 22)
+def hard_sigmoid(ctx: NodeContext) -> Sequence[Node | None]:
+    x = _float_input(ctx)
+    return [_clamp(_add(_mul(x, _f(ctx, "alpha")), _f(ctx, "beta")), 0, 1)]
+
+
+@converter("HardSwish", 14, 22)
+def hard_swish(ctx: NodeContext) -> Sequence[Node | None]:
+    x = _float_input(ctx)
+    # x * HardSigmoid(x) with alpha = 1/6, beta = 0.5
+    return [build.join("mul", x, _clamp(_add(_mul(x, 1.0 / 6.0), 0.5), 0, 1))]
+
+
+@converter("Softplus", 1, 22)
+def softplus(ctx: NodeContext) -> Sequence[Node | None]:
+    return [_softplus(_float_input(ctx))]
+
+
+@converter("Softsign", 1, 22)
+def softsign(ctx: NodeContext) -> Sequence[Node | None]:
+    x = _float_input(ctx)
+    return [build.join("div", x, _add(build.map_("abs", x), 1))]
+
+
+@converter("Mish", 18, 22)
+def mish(ctx: NodeContext) -> Sequence[Node | None]:
+    x = _float_input(ctx)
+    return [build.join("mul", x, build.map_("tanh", _softplus(x)))]
+
+
+@converter("Gelu", 20)
+def gelu(ctx: NodeContext) -> Sequence[Node | None]:
+    x = _float_input(ctx)
+    approximate = ctx.attr("approximate", "none")
+    if approximate == "none":
+        # 0.5 x (1 + erf(x / sqrt(2)))
+        inner = build.map_("erf", _mul(x, 1.0 / math.sqrt(2.0)))
+    elif approximate == "tanh":
+        # 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3)))
+        cube = build.join("mul", build.join("mul", x, x), x)
+        poly = build.join("add", x, _mul(cube, 0.044715))
+        inner = build.map_("tanh", _mul(poly, math.sqrt(2.0 / math.pi)))
+    else:
+        raise ctx.error(f"unsupported approximate='{approximate}' (expected 'none' or 'tanh')")
+    return [build.join("mul", _mul(x, 0.5), _add(inner, 1))]
+
+
+@converter("Swish", 24)
+def swish(ctx: NodeContext) -> Sequence[Node | None]:
+    return [_swish(_float_input(ctx), _f(ctx, "alpha"))]
+
+
+@converter("SwiGLU", 28)
+def swiglu(ctx: NodeContext) -> Sequence[Node | None]:
+    a, b = _float_input(ctx, 0), _float_input(ctx, 1)
+    same_type(ctx, a, b)
+    if a.shape != b.shape:
+        raise ctx.error(f"gate and value shapes differ: {list(a.shape)} and {list(b.shape)} (SwiGLU does "
+                        "not broadcast)")
+    return [build.join("mul", _swish(a, _f(ctx, "alpha")), b)]
+
+
+@converter("Shrink", 9)
+def shrink(ctx: NodeContext) -> Sequence[Node | None]:
+    x = ctx.input(0)
+    bias, lambd = _f(ctx, "bias"), _f(ctx, "lambd")
+    # integer inputs compare against the float lambd and shift by the float bias, then
+    # truncate back, as the ONNX reference does
+    v = x if x.dtype.is_float else build.cast(x, CellType.FLOAT64)
+    low = build.join("lt", v, scalar_like(v, -lambd))
+    high = build.join("gt", v, scalar_like(v, lambd))
+    out = build.select(low, _add(v, bias), build.select(high, _add(v, -bias), scalar_like(v, 0)))
+    return [build.cast(out, x.dtype)]
+
+
+def _clip_bound(ctx: NodeContext, x: Node, i: int, what: str) -> Node | None:
+    bound = ctx.optional(i)
+    if bound is None:
+        return None
+    if bound.dtype is not x.dtype:
+        raise ctx.error(f"{what} is {bound.dtype.np_name} but the input is {x.dtype.np_name}")
+    if bound.size != 1:
+        raise ctx.error(f"{what} must be a scalar, got shape {list(bound.shape)}")
+    return build.reshape(bound, ())
+
+
+@converter("Clip", 1, 6, 11, 12, 13)
+def clip(ctx: NodeContext) -> Sequence[Node | None]:
+    x = ctx.input(0)
+    lo: Node | None
+    hi: Node | None
+    if ctx.opset < 11:
+        ctx.float_types_only(x)
+        lo_v, hi_v = ctx.attr("min"), ctx.attr("max")
+        lo = None if lo_v is None else build.constant(np.asarray(lo_v, dtype=x.dtype.np_dtype), x.dtype)
+        hi = None if hi_v is None else build.constant(np.asarray(hi_v, dtype=x.dtype.np_dtype), x.dtype)
+    else:
+        lo, hi = _clip_bound(ctx, x, 1, "min"), _clip_bound(ctx, x, 2, "max")
+    out = x
+    if lo is not None:
+        out = build.join("max", out, lo)
+    if hi is not None:
+        # applied last, so min > max gives max everywhere, as ONNX specifies
+        out = build.join("min", out, hi)
+    return [out]

@@ -8,6 +8,7 @@ import numpy as np
 
 from tensor_ir import build
 from tensor_ir.dtypes import CellType
+from tensor_ir.errors import IRError
 from tensor_ir.ir import Node
 from tensor_ir.onnx_import.context import NodeContext
 
@@ -31,7 +32,7 @@ def squeeze(x: Node, axes: Sequence[int] | None = None) -> Node:
     norm = {build.normalize_axis(a, x.rank) for a in axes}
     for a in norm:
         if x.shape[a] != 1:
-            raise build.IRError(f"cannot squeeze axis {a} of size {x.shape[a]}")
+            raise IRError(f"cannot squeeze axis {a} of size {x.shape[a]}")
     return build.reshape(x, [d for i, d in enumerate(x.shape) if i not in norm])
 
 

@@ -19,24 +19,24 @@ _UNARY = {
     "Log": ("log", (1, 6, 13)),
     "Sqrt": ("sqrt", (1, 6, 13)),
     "Reciprocal": ("reciprocal", (1, 6, 13)),
-    "Sin": ("sin", (7,)),
-    "Cos": ("cos", (7,)),
-    "Tan": ("tan", (7,)),
-    "Asin": ("asin", (7,)),
-    "Acos": ("acos", (7,)),
-    "Atan": ("atan", (7,)),
-    "Sinh": ("sinh", (9,)),
-    "Cosh": ("cosh", (9,)),
-    "Asinh": ("asinh", (9,)),
-    "Acosh": ("acosh", (9,)),
-    "Atanh": ("atanh", (9,)),
+    "Sin": ("sin", (7, 22)),
+    "Cos": ("cos", (7, 22)),
+    "Tan": ("tan", (7, 22)),
+    "Asin": ("asin", (7, 22)),
+    "Acos": ("acos", (7, 22)),
+    "Atan": ("atan", (7, 22)),
+    "Sinh": ("sinh", (9, 22)),
+    "Cosh": ("cosh", (9, 22)),
+    "Asinh": ("asinh", (9, 22)),
+    "Acosh": ("acosh", (9, 22)),
+    "Atanh": ("atanh", (9, 22)),
     "Tanh": ("tanh", (1, 6, 13)),
     "Sigmoid": ("sigmoid", (1, 6, 13)),
     "Relu": ("relu", (1, 6, 13, 14)),
     "Erf": ("erf", (9, 13)),
     "Floor": ("floor", (1, 6, 13)),
     "Ceil": ("ceil", (1, 6, 13)),
-    "Round": ("round", (11,)),
+    "Round": ("round", (11, 22)),
     "Sign": ("sign", (9, 13)),
     "Not": ("not", (1,)),
     "BitwiseNot": ("bitwise_not", (18,)),
@@ -104,17 +104,17 @@ def pow_(ctx: NodeContext) -> Sequence[Node | None]:
     return [build.join("pow", base, build.cast(exponent, base.dtype))]
 
 
-@converter("Mod", 10, 13)
+@converter("Mod", 10, 13, 28)
 def mod(ctx: NodeContext) -> Sequence[Node | None]:
     a, b = ctx.input(0), ctx.input(1)
     same_type(ctx, a, b)
     fmod = bool(ctx.attr("fmod", 0))
-    if not fmod and a.dtype.is_float:
-        raise ctx.error("fmod=0 is only defined for integer inputs")
+    if not fmod and a.dtype.is_float and ctx.opset < 28:
+        raise ctx.error("fmod=0 is only defined for integer inputs before opset 28")
     return [build.join("fmod" if fmod else "mod", a, b)]
 
 
-@converter("BitShift", 11)
+@converter("BitShift", 11, 28)
 def bit_shift(ctx: NodeContext) -> Sequence[Node | None]:
     a, b = ctx.input(0), ctx.input(1)
     same_type(ctx, a, b)

@@ -1,0 +1,201 @@
+"""Compile rendered kernels with NVRTC, without a GPU.
+
+The source handed to NVRTC is made by CuPy's own code generation (the functions its
+ElementwiseKernel and ReductionKernel call when launched), with the headers and
+compiler options CuPy adds, so what CI compiles is the text CuPy compiles on a GPU.
+Only the target architecture is named here (CuPy asks the device for it).
+
+Needs `cupy-cuda13x` and `nvidia-cuda-nvrtc` (and CUDA's headers, which CuPy finds in a
+CUDA toolkit); `unavailable()` says why not when they are missing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from gpu_engine.render import KernelSource
+
+log = logging.getLogger(__name__)
+
+# kernel parameters: ndarray, indexer and scalar (cupy/_core/_kernel.pxd, _ArgKind)
+_ARG_NDARRAY, _ARG_INDEXER, _ARG_SCALAR = 1, 2, 3
+# CuPy's block size for ReductionKernel on CUDA (_reduction.pyx, _default_block_size)
+_REDUCTION_BLOCK = 512
+DEFAULT_ARCH = "90"
+
+
+class NvrtcError(RuntimeError):
+    def __init__(self, message: str, log_text: str, source: str) -> None:
+        super().__init__(f"{message}\n{log_text}")
+        self.log_text = log_text
+        self.source = source
+
+
+def unavailable() -> str | None:
+    """None when kernels can be compiled here, else why not."""
+    try:
+        import cupy  # noqa: F401
+        from cupy.cuda import nvrtc
+    except Exception as e:  # ImportError, or a CUDA library that fails to load
+        return f"cupy is not importable: {type(e).__name__}: {e}"
+    try:
+        nvrtc.getVersion()
+    except Exception as e:
+        return f"NVRTC is not loadable (pip install nvidia-cuda-nvrtc): {type(e).__name__}: {e}"
+    return None
+
+
+def _cupy() -> tuple[Any, Any, Any, Any, Any]:
+    import cupy
+    import cupy._core._kernel as kernel
+    import cupy._core._reduction as reduction
+    import cupy._core.core as core
+    from cupy._core import _carray, _scalar
+
+    return cupy, kernel, reduction, core, (_carray, _scalar)
+
+
+def _dtype(np_name: str) -> Any:
+    from tensor_ir.dtypes import CellType
+
+    for ct in CellType:
+        if ct.np_name == np_name:
+            return ct.np_dtype.type
+    raise ValueError(f"unknown cell type {np_name}")
+
+
+def _param_dtypes(params: str) -> list[Any]:
+    """The numpy types of a CuPy parameter list such as 'float32 a0, bool a1'."""
+    out = []
+    for p in params.split(","):
+        words = p.split()
+        if words:
+            out.append(_dtype(words[-2]))
+    return out
+
+
+def cupy_code(src: KernelSource, ndim: int, out_ndim: int | None = None) -> str:
+    """The kernel code CuPy generates for `src` when its array arguments have `ndim`
+    dimensions (`out_ndim` for a reduction's output), before CuPy's headers."""
+    cupy, kernel, reduction, _core, (carray, scalar) = _cupy()
+    in_params = kernel._get_param_info(src.in_params, True)
+    out_params = kernel._get_param_info(src.out_params, False)
+    in_types = tuple(_param_dtypes(src.in_params))
+    out_types = tuple(_param_dtypes(src.out_params))
+
+    def array(t: Any, nd: int, contiguous: bool) -> Any:
+        return kernel._ArgInfo(_ARG_NDARRAY, cupy.ndarray, t, nd, contiguous, True)
+
+    def scalar_arg(t: Any) -> Any:
+        return kernel._ArgInfo(_ARG_SCALAR, scalar.CScalar, t, 0, True, True)
+
+    in_infos = []
+    for p, t in zip(src.in_params.split(","), in_types, strict=True):
+        # leaves arrive as broadcast views (not contiguous); the extra scalar is a scalar
+        in_infos.append(scalar_arg(t) if p.split()[-1] == "_tr_nocub" else array(t, ndim, False))
+    _, _, type_map = kernel._decide_params_type(in_params, out_params, in_types, out_types)
+    if src.kind == "elementwise":
+        params = in_params + out_params + kernel._get_param_info("CIndexer _ind", False)
+        infos = (
+            *in_infos,
+            *(array(t, ndim, True) for t in out_types),
+            kernel._ArgInfo(_ARG_INDEXER, carray.Indexer, None, ndim, True, True),
+        )
+        code: str = kernel._get_elementwise_kernel_code(
+            tuple(infos), type_map, params, src.operation, src.name, src.preamble
+        )
+        return code
+    ond = ndim if out_ndim is None else out_ndim
+    # CuPy's reduction template declares its loop counters as IndexT, a typedef that the
+    # launch adds to the type map (int32 when the indexers use 32-bit indices, as here)
+    type_map = kernel._TypeMap((*type_map._pairs, ("IndexT", np.int32)))
+    params = (
+        in_params
+        + out_params
+        + kernel._get_param_info("CIndexer _in_ind, CIndexer _out_ind", False)
+        + kernel._get_param_info("int32 _block_stride", True)
+    )
+    infos = (
+        *in_infos,
+        *(array(t, ond, True) for t in out_types),
+        kernel._ArgInfo(_ARG_INDEXER, carray.Indexer, None, ndim, True, True),
+        kernel._ArgInfo(_ARG_INDEXER, carray.Indexer, None, ond, True, True),
+        scalar_arg(np.int32),
+    )
+    code = reduction._ReductionKernel_get_cached_function_code(
+        len(in_params), len(out_params), params, tuple(infos), type_map, src.name, _REDUCTION_BLOCK,
+        src.reduce_type, src.identity, src.map_expr, src.reduce_expr, src.post_map_expr, src.preamble, (),
+    )
+    return code
+
+
+def full_source(code: str) -> str:
+    """`code` with the headers CuPy's compile_with_cache puts in front of every kernel."""
+    _, _, _, core, _ = _cupy()
+    return "".join(f"#include <{h}>\n" for h in core._cupy_header_list) + code
+
+
+def compiler_options(arch: str = DEFAULT_ARCH) -> tuple[str, ...]:
+    """The NVRTC options CuPy passes (core.assemble_cupy_compiler_options, then
+    compiler._compile_with_cache_cuda and _compile_using_nvrtc), for a given target."""
+    _, _, _, core, _ = _cupy()
+    opts: tuple[str, ...] = core.assemble_cupy_compiler_options(())
+    return (*opts, "-ftz=true", f"-arch=sm_{arch}", "--device-as-default-execution-space")
+
+
+def compile_code(source: str, arch: str = DEFAULT_ARCH, name: str = "kern.cu") -> bytes:
+    """Compile one translation unit to a cubin; NvrtcError carries NVRTC's log."""
+    from cupy.cuda import compiler
+
+    prog = compiler._NVRTCProgram(source, name, method="cubin")
+    try:
+        cubin, _ = prog.compile(compiler_options(arch))
+    except compiler.CompileException as e:
+        raise NvrtcError(f"NVRTC rejected {name}", e.get_message(), source) from None
+    return bytes(cubin)
+
+
+@dataclass
+class CompileReport:
+    compiled: int = 0
+    units: int = 0
+    failures: list[tuple[str, str]] | None = None  # (kernel name, NVRTC log)
+
+
+def compile_kernels(
+    kernels: Iterable[tuple[KernelSource, int, int | None]],
+    arch: str = DEFAULT_ARCH,
+) -> CompileReport:
+    """Compile each distinct kernel (at the ranks given) as CuPy would, one translation
+    unit each; failures are collected, not raised."""
+    report = CompileReport(failures=[])
+    seen: set[str] = set()
+    for src, ndim, out_ndim in kernels:
+        code = cupy_code(src, ndim, out_ndim)
+        if code in seen:
+            continue
+        seen.add(code)
+        try:
+            compile_code(full_source(code), arch, name=f"{src.name}.cu")
+            report.compiled += 1
+        except NvrtcError as e:
+            assert report.failures is not None
+            report.failures.append((src.name, e.log_text))
+        report.units += 1
+    return report
+
+
+def kernel_ranks(src: KernelSource, space_rank: int, out_rank: int, per_document: bool) -> tuple[int, int | None]:
+    """The array ranks a kernel is launched with (before CuPy merges contiguous axes)."""
+    lead = 1 if per_document else 0
+    nd = space_rank + lead
+    return nd, (out_rank + lead if src.kind == "reduction" else None)
+
+
+def describe_failures(failures: Sequence[tuple[str, str]]) -> str:
+    return "\n\n".join(f"{name}:\n{text}" for name, text in failures)

@@ -1,0 +1,175 @@
+"""Ranking a shard with a compiled rank profile.
+
+First phase over every live document (or the requested subset), second phase over the
+best rerank-count by first-phase score, match features for the returned hits only.
+Ties are broken by document id, so results are deterministic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from tensor_ir.backend import Backend, CompiledProgram
+from tensor_ir.expr.errors import RankingError
+from tensor_ir.expr.profile import FIRST_PHASE, SECOND_PHASE, CompiledProfile, QueryInput
+from tensor_ir.ir import Role
+from tensor_ir.program import Program
+
+
+@dataclass
+class ShardView:
+    """What ranking reads of a shard: ids, attribute columns [n, *shape], live rows."""
+
+    ids: Sequence[str]
+    columns: Mapping[str, Any]
+    live: npt.NDArray[np.bool_] | None = None
+
+    @property
+    def size(self) -> int:
+        return len(self.ids)
+
+
+@dataclass
+class Hit:
+    id: str
+    score: float
+    row: int
+    match_features: dict[str, npt.NDArray[Any]] = field(default_factory=dict)
+
+
+@dataclass
+class RankResult:
+    hits: list[Hit]
+    scored: int
+    documents: int
+    scored_ids: list[str] = field(default_factory=list)
+    scores: npt.NDArray[np.float64] | None = None
+
+
+def _query_values(profile: CompiledProfile, given: Mapping[str, Any]) -> dict[str, npt.NDArray[Any]]:
+    out: dict[str, npt.NDArray[Any]] = {}
+    names = {}
+    for key in given:
+        name = key[len("query("):-1] if key.startswith("query(") and key.endswith(")") else key
+        if name not in profile.query_inputs:
+            known = ", ".join(f"query({n})" for n in sorted(profile.query_inputs)) or "none"
+            raise RankingError(f"rank profile '{profile.name}' has no input query({name}) (inputs: {known})")
+        names[name] = key
+    for name, spec in profile.query_inputs.items():
+        out[f"query({name})"] = _query_value(spec, given[names[name]] if name in names else None, profile.name)
+    return out
+
+
+def _query_value(spec: QueryInput, value: Any, profile: str) -> npt.NDArray[Any]:
+    if value is None:
+        if spec.default is None:
+            raise RankingError(f"query({spec.name}) of type {spec.type} is required by rank profile '{profile}' "
+                               "and has no default")
+        return np.asarray(spec.default, dtype=spec.type.cell.np_dtype).reshape(spec.type.shape)
+    arr = np.asarray(value)
+    if arr.size != int(np.prod(spec.type.shape, dtype=np.int64)):
+        raise RankingError(f"query({spec.name}) needs {spec.type} ({int(np.prod(spec.type.shape))} cells), "
+                           f"got {arr.size} cells")
+    return arr.astype(spec.type.cell.np_dtype).reshape(spec.type.shape)
+
+
+class Ranker:
+    """A profile's programs compiled for one backend."""
+
+    def __init__(self, profile: CompiledProfile, backend: Backend) -> None:
+        self.profile = profile
+        self.backend = backend
+        self.first: CompiledProgram = backend.compile(profile.first_phase)
+        self.second = backend.compile(profile.second_phase) if profile.second_phase else None
+        self.features = backend.compile(profile.features) if profile.features else None
+
+    def _feeds(self, program: Program, shard: ShardView, rows: npt.NDArray[np.int64] | None,
+               query: dict[str, npt.NDArray[Any]]) -> dict[str, Any]:
+        feeds: dict[str, Any] = {}
+        for name, spec in program.inputs.items():
+            if spec.role is Role.ATTRIBUTE:
+                field_name = name[len("attribute("):-1]
+                col = shard.columns[field_name]
+                feeds[name] = col if rows is None else col[rows]
+            elif spec.role is Role.QUERY:
+                feeds[name] = query[name]
+        return feeds
+
+    def _scores(self, compiled: CompiledProgram, output: str, shard: ShardView,
+                rows: npt.NDArray[np.int64] | None, query: dict[str, npt.NDArray[Any]]) -> npt.NDArray[np.float64]:
+        n = shard.size if rows is None else len(rows)
+        if n == 0:
+            return np.zeros(0, dtype=np.float64)
+        out = compiled.run(self._feeds(compiled.program, shard, rows, query), n)
+        return np.asarray(self.backend.to_host(out[output]), dtype=np.float64).reshape(n)
+
+    def rank(
+        self,
+        shard: ShardView,
+        query: Mapping[str, Any],
+        hits: int = 10,
+        offset: int = 0,
+        rows: Sequence[int] | None = None,
+        all_scores: bool = False,
+    ) -> RankResult:
+        qv = _query_values(self.profile, query)
+        if rows is None:
+            candidates = np.flatnonzero(shard.live) if shard.live is not None else None
+        else:
+            candidates = np.asarray(rows, dtype=np.int64)
+        if candidates is not None and shard.live is not None and rows is None and candidates.size == shard.size:
+            candidates = None
+        scores = self._scores(self.first, FIRST_PHASE, shard, candidates, qv)
+        row_ids = np.arange(shard.size) if candidates is None else candidates
+        ids = np.asarray(shard.ids, dtype=object)[row_ids]
+        want = offset + hits
+        if self.second is not None and scores.size:
+            k = min(self.profile.rerank_count, scores.size)
+            top = _top(scores, ids, k)
+            second = self._scores(self.second, SECOND_PHASE, shard, row_ids[top], qv)
+            by_second = _top(second, ids[top], len(top))
+            reranked, reranked_scores = top[by_second], second[by_second]
+            rest = np.zeros(0, dtype=np.int64)
+            if want > k:
+                others = np.setdiff1d(np.arange(scores.size), top, assume_unique=True)
+                rest = others[_top(scores[others], ids[others], want - k)]
+            # re-ranked documents come first (by second phase), then the rest by first phase
+            picked = np.concatenate([reranked, rest])[offset:want]
+            picked_scores = np.concatenate([reranked_scores, scores[rest]])[offset:want]
+        else:
+            picked = _top(scores, ids, min(want, scores.size))[offset:want]
+            picked_scores = scores[picked]
+        result_hits = [
+            Hit(str(ids[i]), float(v), int(row_ids[i])) for i, v in zip(picked, picked_scores, strict=True)
+        ]
+        if self.features is not None and result_hits:
+            hit_rows = np.asarray([h.row for h in result_hits], dtype=np.int64)
+            out = self.features.run(self._feeds(self.features.program, shard, hit_rows, qv), len(hit_rows))
+            for f in self.profile.match_features:
+                values = np.asarray(self.backend.to_host(out[f.program_output]))
+                for j, h in enumerate(result_hits):
+                    h.match_features[f.name] = values[j]
+        res = RankResult(result_hits, int(scores.size), int(shard.size))
+        if all_scores:
+            res.scored_ids = [str(i) for i in ids]
+            res.scores = scores
+        return res
+
+
+def _top(scores: npt.NDArray[np.float64], ids: npt.NDArray[Any], k: int) -> npt.NDArray[np.int64]:
+    """Indices of the k best scores, best first, ties broken by ascending id; NaN last."""
+    if k <= 0 or scores.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    key = np.where(np.isnan(scores), -np.inf, scores)
+    if k < key.size:
+        kth = np.partition(-key, k - 1)[k - 1]
+        cand = np.flatnonzero(-key <= kth)
+    else:
+        cand = np.arange(key.size)
+    order = np.lexsort((ids[cand].astype(str), -key[cand]))
+    return cand[order[:k]].astype(np.int64)

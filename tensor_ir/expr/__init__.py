@@ -1,0 +1,1 @@
+"""Vespa ranking expressions: tensor types, the parser and the compiler to tensor programs."""
