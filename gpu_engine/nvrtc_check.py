@@ -12,13 +12,14 @@ CUDA toolkit); `unavailable()` says why not when they are missing.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from gpu_engine.render import KernelSource
+from gpu_engine.render import HELPERS, KernelSource, render_group
 
 log = logging.getLogger(__name__)
 
@@ -162,32 +163,81 @@ def compile_code(source: str, arch: str = DEFAULT_ARCH, name: str = "kern.cu") -
 
 @dataclass
 class CompileReport:
-    compiled: int = 0
-    units: int = 0
-    failures: list[tuple[str, str]] | None = None  # (kernel name, NVRTC log)
+    kernels: int = 0  # distinct kernel codes compiled
+    units: int = 0  # NVRTC translation units
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (kernel name, NVRTC log)
+
+
+_HEADER_RE = re.compile(r'^#include "cupy/(?:b?float16)\.cuh"$', re.M)
+_MACROS = ("REDUCE", "POST_MAP", "_REDUCE")
+
+
+def _batch_unit(kind: str, codes: Sequence[str], headers: tuple[str, ...]) -> str:
+    """Several kernels in one translation unit, each exactly as CuPy generates it.
+
+    Elementwise kernels are concatenated as they are. CuPy's reduction template defines
+    file-scope macros and a `_type_reduce` typedef, so each reduction sits in its own
+    namespace with its macros undefined after it; the half-type headers and our helpers
+    are included once in front, outside the namespaces (inside, their include guards
+    make them no-ops). Kernels share a unit only with kernels that include the same
+    half-type headers, so a kernel that forgot one still fails.
+    """
+    front = "".join(f"{h}\n" for h in headers)
+    if kind == "elementwise":
+        return front + "\n".join(codes)
+    parts = [front, HELPERS]
+    for k, code in enumerate(codes):
+        parts.append(f"namespace tr_unit_{k} {{\n{code}\n}}\n")
+        parts.extend(f"#undef {m}\n" for m in _MACROS)
+    return "".join(parts)
 
 
 def compile_kernels(
     kernels: Iterable[tuple[KernelSource, int, int | None]],
     arch: str = DEFAULT_ARCH,
+    batch: int = 48,
 ) -> CompileReport:
-    """Compile each distinct kernel (at the ranks given) as CuPy would, one translation
-    unit each; failures are collected, not raised."""
-    report = CompileReport(failures=[])
+    """Compile each distinct kernel (at the ranks given) as CuPy would. With batch > 1,
+    kernels share translation units (see _batch_unit); a unit that fails is compiled
+    again kernel by kernel, so failures name their kernels. Failures are collected."""
+    report = CompileReport()
+    groups: dict[tuple[str, tuple[str, ...]], list[tuple[str, str]]] = {}
     seen: set[str] = set()
     for src, ndim, out_ndim in kernels:
         code = cupy_code(src, ndim, out_ndim)
         if code in seen:
             continue
         seen.add(code)
-        try:
-            compile_code(full_source(code), arch, name=f"{src.name}.cu")
-            report.compiled += 1
-        except NvrtcError as e:
-            assert report.failures is not None
-            report.failures.append((src.name, e.log_text))
-        report.units += 1
+        headers = tuple(sorted(set(_HEADER_RE.findall(code))))
+        groups.setdefault((src.kind, headers), []).append((src.name, code))
+    report.kernels = len(seen)
+    for (kind, headers), items in groups.items():
+        for start in range(0, len(items), max(batch, 1)):
+            chunk = items[start:start + max(batch, 1)]
+            if len(chunk) > 1:
+                unit = _batch_unit(kind, [code for _, code in chunk], headers)
+                report.units += 1
+                try:
+                    compile_code(full_source(unit), arch, name=f"batch_{kind}_{start}.cu")
+                    continue
+                except NvrtcError:
+                    log.info("a batch of %d %s kernels failed; compiling them one by one", len(chunk), kind)
+            for name, code in chunk:
+                report.units += 1
+                try:
+                    compile_code(full_source(code), arch, name=f"{name}.cu")
+                except NvrtcError as e:
+                    report.failures.append((name, e.log_text))
     return report
+
+
+def program_kernels(plan: Any) -> list[tuple[KernelSource, int, int | None]]:
+    """The kernels of a fusion plan with the ranks they are launched with."""
+    out: list[tuple[KernelSource, int, int | None]] = []
+    for g in plan.groups:
+        src = render_group(g)
+        out.append((src, *kernel_ranks(src, len(g.space), g.root.rank, g.per_document)))
+    return out
 
 
 def kernel_ranks(src: KernelSource, space_rank: int, out_rank: int, per_document: bool) -> tuple[int, int | None]:

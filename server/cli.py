@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -77,14 +78,24 @@ def cmd_check(args: argparse.Namespace) -> int:
     try:
         app = Application.load(args.app)
     except (SchemaError, RankingError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        where = e.location
+        if where is not None and not os.path.isabs(where.file):
+            # locations are relative to the package; printed from where the user stands
+            print(f"error: {os.path.join(args.app, where.file)}:{where.line}:{where.column}: {e.message}",
+                  file=sys.stderr)
+        else:
+            print(f"error: {e}", file=sys.stderr)
         return 1
     for schema in app.schemas.values():
         print(f"schema {schema.name}: {len(schema.definition.fields)} fields")
         for f in schema.definition.fields.values():
             kind = "attribute" if f.attribute else "summary"
             print(f"  field {f.name}: {f.type if f.type is not None else 'string'} ({kind})")
-        for prof in schema.profiles.values():
+        for name in schema.definition.profiles:
+            prof = schema.profiles.get(name)
+            if prof is None:
+                print(f"  rank-profile {name}: no first-phase, only for other profiles to inherit")
+                continue
             print(f"  rank-profile {prof.name}: program of {prof.program_size()} nodes")
             for q in prof.query_inputs.values():
                 default = "" if q.default is None else " (has default)"

@@ -51,7 +51,10 @@ class RankResult:
     scores: npt.NDArray[np.float64] | None = None
 
 
-def _query_values(profile: CompiledProfile, given: Mapping[str, Any]) -> dict[str, npt.NDArray[Any]]:
+def _query_values(profile: CompiledProfile, given: Mapping[str, Any],
+                  needed: set[str] | None = None) -> dict[str, npt.NDArray[Any]]:
+    """Values of the profile's query inputs; `needed` (program input names) limits which
+    inputs must have a value: one declared but unused may be left out."""
     out: dict[str, npt.NDArray[Any]] = {}
     names = {}
     for key in given:
@@ -61,6 +64,8 @@ def _query_values(profile: CompiledProfile, given: Mapping[str, Any]) -> dict[st
             raise RankingError(f"rank profile '{profile.name}' has no input query({name}) (inputs: {known})")
         names[name] = key
     for name, spec in profile.query_inputs.items():
+        if name not in names and spec.default is None and needed is not None and f"query({name})" not in needed:
+            continue
         out[f"query({name})"] = _query_value(spec, given[names[name]] if name in names else None, profile.name)
     return out
 
@@ -72,9 +77,14 @@ def _query_value(spec: QueryInput, value: Any, profile: str) -> npt.NDArray[Any]
                                "and has no default")
         return np.asarray(spec.default, dtype=spec.type.cell.np_dtype).reshape(spec.type.shape)
     arr = np.asarray(value)
-    if arr.size != int(np.prod(spec.type.shape, dtype=np.int64)):
-        raise RankingError(f"query({spec.name}) needs {spec.type} ({int(np.prod(spec.type.shape))} cells), "
-                           f"got {arr.size} cells")
+    size = int(np.prod(spec.type.shape, dtype=np.int64))
+    # the type's own shape, or its cells flat in Vespa's order (dimensions sorted by name);
+    # any other shape of the same size would be reshaped into the wrong cells
+    if arr.shape != spec.type.shape and arr.shape != (size,):
+        raise RankingError(f"query({spec.name}) needs {spec.type}: shape {list(spec.type.shape)} or {size} cells "
+                           f"flat, got shape {list(arr.shape)}")
+    if arr.dtype.kind not in "biuf" and arr.dtype != spec.type.cell.np_dtype:
+        raise RankingError(f"query({spec.name}) needs numbers, got values of type {arr.dtype}")
     return arr.astype(spec.type.cell.np_dtype).reshape(spec.type.shape)
 
 
@@ -87,6 +97,8 @@ class Ranker:
         self.first: CompiledProgram = backend.compile(profile.first_phase)
         self.second = backend.compile(profile.second_phase) if profile.second_phase else None
         self.features = backend.compile(profile.features) if profile.features else None
+        self.needed = {name for p in (self.first, self.second, self.features) if p is not None
+                       for name in p.program.inputs}
 
     def _feeds(self, program: Program, shard: ShardView, rows: npt.NDArray[np.int64] | None,
                query: dict[str, npt.NDArray[Any]]) -> dict[str, Any]:
@@ -94,7 +106,10 @@ class Ranker:
         for name, spec in program.inputs.items():
             if spec.role is Role.ATTRIBUTE:
                 field_name = name[len("attribute("):-1]
-                col = shard.columns[field_name]
+                col = shard.columns.get(field_name)
+                if col is None:
+                    raise RankingError(f"rank profile '{self.profile.name}' reads attribute({field_name}), "
+                                       "which the shard has no column for")
                 feeds[name] = col if rows is None else col[rows]
             elif spec.role is Role.QUERY:
                 feeds[name] = query[name]
@@ -117,7 +132,7 @@ class Ranker:
         rows: Sequence[int] | None = None,
         all_scores: bool = False,
     ) -> RankResult:
-        qv = _query_values(self.profile, query)
+        qv = _query_values(self.profile, query, self.needed)
         if rows is None:
             candidates = np.flatnonzero(shard.live) if shard.live is not None else None
         else:
@@ -126,7 +141,7 @@ class Ranker:
             candidates = None
         scores = self._scores(self.first, FIRST_PHASE, shard, candidates, qv)
         row_ids = np.arange(shard.size) if candidates is None else candidates
-        ids = np.asarray(shard.ids, dtype=object)[row_ids]
+        ids = _LazyIds(shard.ids, row_ids)
         want = offset + hits
         if self.second is not None and scores.size:
             k = min(self.profile.rerank_count, scores.size)
@@ -156,12 +171,26 @@ class Ranker:
                     h.match_features[f.name] = values[j]
         res = RankResult(result_hits, int(scores.size), int(shard.size))
         if all_scores:
-            res.scored_ids = [str(i) for i in ids]
+            res.scored_ids = [str(shard.ids[r]) for r in row_ids]
             res.scores = scores
         return res
 
 
-def _top(scores: npt.NDArray[np.float64], ids: npt.NDArray[Any], k: int) -> npt.NDArray[np.int64]:
+class _LazyIds:
+    """Document ids of the scored rows, looked up only for the few rows that need them
+    (tie-breaks and hits), so a query over a million documents builds no million-id array."""
+
+    def __init__(self, ids: Sequence[str], rows: npt.NDArray[np.int64]) -> None:
+        self.ids = ids
+        self.rows = rows
+
+    def __getitem__(self, idx: Any) -> Any:
+        if isinstance(idx, int | np.integer):
+            return self.ids[int(self.rows[idx])]
+        return np.array([self.ids[int(r)] for r in self.rows[np.asarray(idx)]], dtype=object)
+
+
+def _top(scores: npt.NDArray[np.float64], ids: _LazyIds | npt.NDArray[Any], k: int) -> npt.NDArray[np.int64]:
     """Indices of the k best scores, best first, ties broken by ascending id; NaN last."""
     if k <= 0 or scores.size == 0:
         return np.zeros(0, dtype=np.int64)

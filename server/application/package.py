@@ -19,7 +19,7 @@ import onnx
 from server.application.errors import SchemaError
 from server.application.sd_parser import ConstantRef, SchemaDef, parse_schema
 from tensor_ir.expr.errors import Location, RankingError
-from tensor_ir.expr.profile import CompiledProfile, ProfileDef, compile_profile
+from tensor_ir.expr.profile import CompiledProfile, ProfileDef, compile_profile, vespa_identifier
 from tensor_ir.expr.tensor_json import TensorValueError, tensor_from_json
 from tensor_ir.expr.types import TensorType
 from tensor_ir.onnx_import import ModelImportError, load_model
@@ -120,8 +120,11 @@ class _Loader:
             if path.is_file():
                 break
         else:
-            raise SchemaError(f"model file '{ref}' not found in the package (looked in "
-                              f"{', '.join(candidates)})", loc)
+            found = self._model_by_vespa_name(ref, loc)
+            if found is None:
+                raise SchemaError(f"model file '{ref}' not found in the package (looked in "
+                                  f"{', '.join(candidates)})", loc)
+            path = found
         if path not in self.models:
             label = str(path.relative_to(self.root.resolve()))
             try:
@@ -129,6 +132,18 @@ class _Loader:
             except ModelImportError as e:
                 raise SchemaError(str(e), loc) from None
         return self.models[path]
+
+    def _model_by_vespa_name(self, ref: str, loc: Location) -> Path | None:
+        """Vespa names models/sub/my-model.onnx `sub_my_model`: the path under models/,
+        without .onnx, made an identifier."""
+        models = self.root / "models"
+        if "/" in ref or not models.is_dir():
+            return None
+        for f in sorted(models.rglob("*.onnx")):
+            rel = f.relative_to(models).with_suffix("").as_posix()
+            if vespa_identifier(rel) == ref:
+                return safe_path(self.root, f.relative_to(self.root).as_posix(), "model file", loc)
+        return None
 
     def _merged(self, sd: SchemaDef, name: str, seen: tuple[str, ...] = ()) -> ProfileDef:
         p = sd.profiles[name]

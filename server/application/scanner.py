@@ -3,8 +3,8 @@ raw text of embedded expressions and types for their own parsers."""
 
 from __future__ import annotations
 
-from tensor_ir.expr.errors import Location
 from server.application.errors import SchemaError
+from tensor_ir.expr.errors import Location
 
 _WORD = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-$@.")
 _OPEN = {"(": ")", "[": "]", "{": "}", "<": ">"}
@@ -113,32 +113,48 @@ class Scanner:
     def raw(self, stop_at_newline: bool, stops: str = "}") -> tuple[str, Location]:
         """Text up to a depth-0 stop character (not consumed) or, if asked, a depth-0 newline.
 
-        Brackets nest, so `{x:1}` inside an expression does not end it."""
+        Brackets nest, so `{x:1}` inside an expression does not end it; a bracket closed by
+        the wrong one, or a string left open, is an error at the place it happened."""
         self.skip(newlines=False)
         loc = self.loc()
         start = self.pos
-        stack: list[str] = []
+        stack: list[tuple[str, str, Location]] = []  # (closer wanted, opener, where it opened)
         while self.pos < len(self.text):
             ch = self.text[self.pos]
             if ch == '"' or ch == "'":
-                q = ch
+                q, qloc = ch, self.loc()
                 self._advance()
                 while self.pos < len(self.text) and self.text[self.pos] not in (q, "\n"):
-                    self._advance()
-                if self.pos < len(self.text) and self.text[self.pos] == q:
-                    self._advance()
+                    self._advance(2 if self.text[self.pos] == "\\" and self.text[self.pos + 1:self.pos + 2] == q
+                                  else 1)
+                if self.pos >= len(self.text) or self.text[self.pos] != q:
+                    raise self.error(f"unterminated string: missing the closing {q} of the string that starts here",
+                                     qloc)
+                self._advance()
                 continue
             if not stack and (ch in stops or (stop_at_newline and ch == "\n")):
                 break
             if ch in "([{":
-                stack.append(_OPEN[ch])
+                stack.append((_OPEN[ch], ch, self.loc()))
             elif ch in ")]}":
-                if not stack or stack[-1] != ch:
-                    raise self.error(f"unbalanced '{ch}'")
+                if not stack:
+                    raise self.error(f"'{ch}' closes nothing: no bracket is open here")
+                want, opener, oloc = stack[-1]
+                if ch != want:
+                    raise self.error(f"expected '{want}' to close the '{opener}' at {oloc.line}:{oloc.column}, "
+                                     f"found '{ch}'")
                 stack.pop()
-            elif ch == "#" and not stack:
-                break
+            elif ch == "#":
+                if not stack and stop_at_newline:
+                    break
+                # a comment inside a block or brackets: kept in the text (the expression
+                # tokenizer skips it), but its quotes and brackets do not count
+                while self.pos < len(self.text) and self.text[self.pos] != "\n":
+                    self._advance()
+                continue
             self._advance()
         if stack:
-            raise self.error(f"missing '{stack[-1]}' before the end of the text", loc)
+            want, opener, oloc = stack[-1]
+            raise self.error(f"missing '{want}' to close the '{opener}' at {oloc.line}:{oloc.column} "
+                             "before the end of the file", oloc)
         return self.text[start:self.pos].rstrip(), loc

@@ -6,6 +6,7 @@ silently: a user must know when part of a schema does not apply.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +52,17 @@ class SchemaDef:
 
 
 def parse_schema(text: str, file: str) -> SchemaDef:
+    """Parse one .sd file. Every problem is a SchemaError with file:line:column."""
+    try:
+        return _parse_schema(text, file)
+    except SchemaError:
+        raise
+    except RankingError as e:
+        # from the expression parser: the same located error, as this layer's type
+        raise SchemaError(e.message, e.location) from None
+
+
+def _parse_schema(text: str, file: str) -> SchemaDef:
     s = Scanner(text, file)
     loc = s.loc()
     kw = s.word("'schema'")
@@ -306,7 +318,8 @@ def _function(s: Scanner) -> FunctionDef:
         kw_loc = s.loc()
         kw = s.word("'expression'")
         if kw != "expression":
-            raise s.error(f"expected 'expression' in function '{name}', found '{kw}'", kw_loc)
+            raise s.error(f"expected 'expression' or '}}' in function '{name}' (opened at {loc.line}:{loc.column}), "
+                          f"found '{kw}'", kw_loc)
         body = _expression(s)
     if body is None:
         raise SchemaError(f"function '{name}' has no expression", loc)
@@ -357,6 +370,8 @@ def _features(s: Scanner) -> list[tuple[str, Expr]]:
 
 def _split_features(text: str, loc: Location) -> list[tuple[str, Expr]]:
     """Features are separated by white space at bracket depth 0."""
+    # comments become blanks of the same length, so columns stay right
+    text = re.sub(r"#[^\n]*", lambda m: " " * len(m.group()), text)
     out: list[tuple[str, Expr]] = []
     depth = 0
     start = 0

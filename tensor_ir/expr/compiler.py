@@ -1,8 +1,9 @@
 """Ranking expressions -> tensor program nodes, with Vespa's named-dimension semantics.
 
-Values join by dimension name; numbers, comparisons and reductions to a scalar are
-double, as in Vespa. Everything the expression refers to outside itself (attributes,
-query inputs, constants, profile functions, ONNX models) comes from a `Context`.
+Values join by dimension name; numbers, comparisons of numbers and anything of rank 0
+are double, as in Vespa; a tensor combined with a number keeps the tensor's cell type.
+Everything the expression refers to outside itself (attributes, query inputs,
+constants, profile functions, ONNX models) comes from a `Context`.
 """
 
 from __future__ import annotations
@@ -66,6 +67,11 @@ _COMPARE: dict[str, str] = {"==": "eq", "!=": "ne", "<": "lt", "<=": "le", ">": 
 _AGGREGATORS = ("sum", "avg", "count", "max", "min", "prod")
 
 
+def as_double(v: TValue) -> TValue:
+    """Vespa has no rank-0 tensor of another cell type: every number is a double."""
+    return with_cell(v, CellType.FLOAT64) if v.is_scalar else v
+
+
 @dataclass
 class Compiler:
     context: Context
@@ -94,7 +100,7 @@ class Compiler:
             v = self.compile(e.operand)
             if e.op == "-":
                 return self.map(v, lambda n: build.map_("neg", n))
-            return self.truth(self.map(v, lambda n: build.map_("not", self.nonzero(n))))
+            return self.truth(self.map(v, lambda n: build.map_("not", self.nonzero(n))), v)
         if isinstance(e, Binary):
             return self.binary(e)
         if isinstance(e, Call):
@@ -127,7 +133,11 @@ class Compiler:
         for v in values:
             for n, s in v.type.dims:
                 if n in sizes and sizes[n] != s:
-                    raise self.error(f"dimension '{n}' has size {sizes[n]} in one operand and {s} in another", loc)
+                    raise self.error(
+                        f"dimension '{n}' has size {sizes[n]} in one operand and {s} in another "
+                        f"(operands: {', '.join(str(x.type) for x in values)})",
+                        loc,
+                    )
                 sizes[n] = s
         return tuple(sorted(sizes.items()))
 
@@ -137,7 +147,10 @@ class Compiler:
         ct = cell or unify_cells(a, b)
         na = expand_to(with_cell(a, ct), dims)
         nb = expand_to(with_cell(b, ct), dims)
-        out = fn(na, nb)
+        try:
+            out = fn(na, nb)
+        except IRError as err:
+            raise self.error(str(err), loc) from None
         if out.shape != tuple(s for _, s in dims):
             out = build.broadcast(out, [s for _, s in dims])
         return TValue(out, TensorType(out.dtype, dims))
@@ -150,32 +163,52 @@ class Compiler:
     def nonzero(self, n: Node) -> Node:
         return n if n.dtype.is_bool else build.join("ne", n, build.scalar(0, n.dtype))
 
-    def truth(self, v: TValue) -> TValue:
-        """Vespa's booleans are numbers: 1.0 or 0.0, in double for scalars."""
-        ct = CellType.FLOAT64 if v.is_scalar else CellType.FLOAT32
-        node = build.cast(v.node, ct)
-        return TValue(node, TensorType(ct, v.type.dims))
+    def truth(self, v: TValue, *like: TValue) -> TValue:
+        """Vespa's booleans are numbers, 1.0 or 0.0, in the cell type the operands were
+        computed in (double for numbers, float for float tensors)."""
+        if v.is_scalar:
+            ct = CellType.FLOAT64
+        elif len(like) == 2:
+            ct = unify_cells(like[0], like[1])
+        elif like:
+            ct = compute_cell(like[0].type.cell) if not like[0].is_scalar else CellType.FLOAT64
+        else:
+            ct = CellType.FLOAT32
+        return TValue(build.cast(v.node, ct), TensorType(ct, v.type.dims))
 
     def binary(self, e: Binary) -> TValue:
-        a, b = self.compile(e.left), self.compile(e.right)
-        if e.op in _ARITH:
-            fn = _ARITH[e.op]
-            return self.join(a, b, lambda x, y: build.join(fn, x, y), e.loc)
-        if e.op in _COMPARE:
-            fn = _COMPARE[e.op]
-            return self.truth(self.join(a, b, lambda x, y: build.join(fn, x, y), e.loc))
-        if e.op == "~=":
+        # a left-leaning chain (a + b + c + ..., the thousands of trees of a tree ensemble)
+        # is folded in a loop: recursing down its left spine would exhaust the stack
+        spine: list[Binary] = []
+        left: Expr = e
+        while isinstance(left, Binary):
+            spine.append(left)
+            left = left.left
+        acc = self.compile(left)
+        for b in reversed(spine):
+            acc = self.operator(b.op, acc, self.compile(b.right), b.loc)
+        return acc
+
+    def operator(self, op: str, a: TValue, b: TValue, loc: Location) -> TValue:
+        if op in _ARITH:
+            fn = _ARITH[op]
+            return self.join(a, b, lambda x, y: build.join(fn, x, y), loc)
+        if op in _COMPARE:
+            fn = _COMPARE[op]
+            return self.truth(self.join(a, b, lambda x, y: build.join(fn, x, y), loc), a, b)
+        if op == "~=":
             def approx(x: Node, y: Node) -> Node:
                 diff = build.map_("abs", build.join("sub", x, y))
                 scale = build.join("max", build.map_("abs", x), build.map_("abs", y))
                 tol = build.join("mul", scale, build.scalar(1e-6, x.dtype))
                 return build.join("le", diff, build.join("max", tol, build.scalar(1e-9, x.dtype)))
 
-            return self.truth(self.join(a, b, approx, e.loc))
-        if e.op in ("&&", "||"):
-            fn = "and" if e.op == "&&" else "or"
-            return self.truth(self.join(a, b, lambda x, y: build.join(fn, self.nonzero(x), self.nonzero(y)), e.loc))
-        raise self.error(f"unknown operator '{e.op}'", e.loc)
+            return self.truth(self.join(a, b, approx, loc), a, b)
+        if op in ("&&", "||"):
+            fn = "and" if op == "&&" else "or"
+            joined = self.join(a, b, lambda x, y: build.join(fn, self.nonzero(x), self.nonzero(y)), loc)
+            return self.truth(joined, a, b)
+        raise self.error(f"unknown operator '{op}'", loc)
 
     # ------------------------------------------------------------ calls
 
@@ -187,14 +220,17 @@ class Compiler:
             raise self.error(f"'{name}(...).{e.output}': only onnx(...) has named outputs", e.loc)
         if name in ("attribute", "query", "constant"):
             if len(args) != 1 or not isinstance(args[0], Name | Str):
-                raise self.error(f"{name}() takes one name", e.loc)
+                raise self.error(f"{name}() takes one name, as in {name}(my_name)", e.loc)
             ref = args[0].name if isinstance(args[0], Name) else args[0].value
-            return getattr(self.context, name)(ref, e.loc)  # type: ignore[no-any-return]
+            value: TValue = getattr(self.context, name)(ref, e.loc)
+            return value
         if self.context.has_function(name):
             return self.context.function(name, [self.compile(a) for a in args], e.loc, self)
         handler = _CALLS.get(name)
         if handler is not None:
             return handler(self, e)
+        if name in ("max", "min") and self.is_reduction(e):
+            return self.reduce(self.compile(args[0]), name, [self.dim_name(a) for a in args[1:]], e.loc)
         if name in _UNARY_MATH:
             self.arity(e, 1)
             fn = _UNARY_MATH[name]
@@ -208,6 +244,20 @@ class Compiler:
                 raise self.error(f"{name}() needs a tensor argument", e.loc)
             return self.reduce(self.compile(args[0]), name, [self.dim_name(a) for a in args[1:]], e.loc)
         raise self.error(f"unknown function '{name}' (not a rank profile function nor a supported feature)", e.loc)
+
+    def is_reduction(self, e: Call) -> bool:
+        """max(t) and max(t, x) reduce when x names a dimension of t; max(a, b) of two
+        values is the elementwise maximum. Vespa resolves the overload the same way."""
+        if len(e.args) == 1:
+            return True
+        dims = e.args[1:]
+        if not all(isinstance(d, Name) and d.name not in self.locals and not self.context.has_function(d.name)
+                   for d in dims):
+            return False
+        if len(dims) > 1:
+            return True
+        first = self.compile(e.args[0])
+        return isinstance(dims[0], Name) and dims[0].name in first.type.names
 
     def arity(self, e: Call, n: int) -> None:
         if len(e.args) != n:
@@ -268,6 +318,14 @@ class Compiler:
     def apply_lambda(self, lam: Lambda, values: list[TValue]) -> TValue:
         return self.with_locals(dict(zip(lam.params, values, strict=True))).compile(lam.body)
 
+    def fill(self, v: TValue, t: TensorType, loc: Location) -> TValue:
+        """v broadcast to the dimensions of t (a lambda body may use fewer of them)."""
+        extra = set(v.type.names) - set(t.names)
+        if extra:
+            raise self.error(f"the lambda's result has dimensions {sorted(extra)} that {t} lacks", loc)
+        node = build.broadcast(expand_to(with_cell(v, t.cell), t.dims), t.shape)
+        return TValue(node, t)
+
     def generate(self, e: Generate) -> TValue:
         t = self.tensor_type(e.type)
         # each dimension name is bound to its index vector; the body joins them by name
@@ -275,8 +333,7 @@ class Compiler:
         extra = set(body.type.names) - set(t.names)
         if extra:
             raise self.error(f"generator body has dimensions {sorted(extra)} that the type {t} lacks", e.body.loc)
-        node = build.broadcast(expand_to(with_cell(body, t.cell), t.dims), t.shape)
-        return TValue(node, t)
+        return self.fill(body, t, e.body.loc)
 
     def _iota(self, t: TensorType, name: str) -> TValue:
         s = t.size_of(name)
@@ -289,43 +346,72 @@ class Compiler:
         except TypeSyntaxError as err:
             raise self.error(str(err), spec.loc) from None
 
-    def const_number(self, e: Expr) -> float:
+    def cell_value(self, e: Expr) -> TValue:
         v = self.compile(e)
-        if v.node.op is not Op.CONSTANT or not v.is_scalar:
-            raise self.error("expected a constant number", e.loc)
-        return float(v.node.value)
+        if not v.is_scalar:
+            raise self.error(f"a tensor literal's cell value must be a number, got {v.type}", e.loc)
+        return as_double(v)
 
     def literal(self, e: Literal) -> TValue:
         t = self.tensor_type(e.type)
-        arr = np.zeros(t.shape, dtype=np.float64)
+        size = int(np.prod(t.shape, dtype=np.int64))
+        cells: list[TValue | None] = [None] * size
         if e.dense is not None:
-            flat: list[float] = []
-
-            def walk(items: tuple[object, ...]) -> None:
-                for it in items:
-                    if isinstance(it, tuple):
-                        walk(it)
-                    else:
-                        assert isinstance(it, Expr)
-                        flat.append(self.const_number(it))
-
-            walk(e.dense)
-            if len(flat) != arr.size:
-                raise self.error(f"{t} has {arr.size} cells but {len(flat)} values are given", e.loc)
-            arr = np.asarray(flat, dtype=np.float64).reshape(t.shape)
+            flat = self._dense_cells(e.dense, t, e.loc)
+            if len(flat) != size:
+                raise self.error(f"{t} has {size} cells but {len(flat)} values are given", e.loc)
+            cells = [self.cell_value(x) for x in flat]
         else:
             assert e.cells is not None
             for addr, value in e.cells:
                 given = dict(addr)
-                if set(given) != set(t.names):
-                    raise self.error(f"cell address {given} does not name exactly the dimensions of {t}", value.loc)
-                idx = []
+                if len(given) != len(addr) or set(given) != set(t.names):
+                    raise self.error(f"cell address {{{', '.join(f'{n}:{i}' for n, i in addr)}}} does not name "
+                                     f"each dimension of {t} once", value.loc)
+                flat_index = 0
                 for n, s in t.dims:
                     if not 0 <= given[n] < s:
                         raise self.error(f"cell index {n}:{given[n]} is outside 0..{s - 1}", value.loc)
-                    idx.append(given[n])
-                arr[tuple(idx)] = self.const_number(value)
-        return TValue(build.constant(arr.astype(t.cell.np_dtype), t.cell), t)
+                    flat_index = flat_index * s + given[n]
+                if cells[flat_index] is not None:
+                    raise self.error(f"cell {{{', '.join(f'{n}:{i}' for n, i in addr)}}} is given twice", value.loc)
+                cells[flat_index] = self.cell_value(value)
+        if all(c is None or c.node.op is Op.CONSTANT for c in cells):
+            arr = np.asarray([0.0 if c is None else float(c.node.value) for c in cells], dtype=np.float64)
+            return TValue(build.constant(arr.reshape(t.shape).astype(t.cell.np_dtype), t.cell), t)
+        # cells computed from features (Vespa allows it in literals): stack them
+        zero = scalar(0.0).node
+        parts = [build.reshape(zero if c is None else c.node, [1]) for c in cells]
+        node = build.reshape(build.cast(build.concat(parts, 0), t.cell), t.shape)
+        return TValue(node, t)
+
+    def _dense_cells(self, items: tuple[object, ...], t: TensorType, loc: Location) -> list[Expr]:
+        """The values of a dense literal in cell order: either flat, or nested exactly as the
+        type's dimensions ([[1,2],[3,4]] for x[2],y[2])."""
+        if all(isinstance(it, Expr) for it in items):
+            return [it for it in items if isinstance(it, Expr)]
+
+        out: list[Expr] = []
+
+        def walk(level: tuple[object, ...], depth: int) -> None:
+            if depth >= t.rank:
+                raise self.error(f"the values of {t} nest deeper than its {t.rank} dimensions", loc)
+            want = t.dims[depth][1]
+            if len(level) != want:
+                raise self.error(f"dimension '{t.dims[depth][0]}' of {t} has size {want} but a list of "
+                                 f"{len(level)} values is given for it", loc)
+            for it in level:
+                if depth == t.rank - 1:
+                    if not isinstance(it, Expr):
+                        raise self.error(f"the values of {t} nest deeper than its {t.rank} dimensions", loc)
+                    out.append(it)
+                elif isinstance(it, tuple):
+                    walk(it, depth + 1)
+                else:
+                    raise self.error(f"expected a nested list for dimension '{t.dims[depth + 1][0]}' of {t}", loc)
+
+        walk(items, 0)
+        return out
 
     def slice(self, e: SliceExpr) -> TValue:
         v = self.compile(e.target)
@@ -336,23 +422,62 @@ class Compiler:
         else:
             assert e.by_dim is not None
             picks = list(e.by_dim)
+            seen = [d for d, _ in picks]
+            if len(set(seen)) != len(seen):
+                raise self.error("a slice names a dimension twice", e.loc)
+        indices = []
         for dim, idx_expr in picks:
             if dim not in v.type.names:
                 raise self.error(f"cannot slice dimension '{dim}': the value has type {v.type}", e.loc)
-            axis = v.type.names.index(dim)
-            size = v.type.size_of(dim)
-            idx = self.compile(idx_expr)
-            if not idx.is_scalar:
-                raise self.error("a slice index must be a number", idx_expr.loc)
-            if idx.node.op is Op.CONSTANT:
-                i = int(idx.node.value)
-                if not 0 <= i < size:
-                    raise self.error(f"index {i} is outside dimension '{dim}' of size {size}", idx_expr.loc)
-                node = build.gather(v.node, build.scalar(i, CellType.INT64), axis)
-            else:
-                node = build.gather(v.node, build.cast(idx.node, CellType.INT64), axis)
-            v = TValue(node, TensorType(v.type.cell, tuple(d for d in v.type.dims if d[0] != dim)))
-        return v
+            indices.append((dim, self.compile(idx_expr), idx_expr.loc))
+        # fixed indices first: t{x:y, y:1} peeks y:1 before x follows the generator's y
+        fixed = [p for p in indices if p[1].is_scalar and p[1].node.op is Op.CONSTANT]
+        for dim, idx, loc in fixed:
+            v = self._slice_constant(v, dim, idx, loc)
+        for dim, idx, loc in indices:
+            if not any(dim == f[0] for f in fixed):
+                v = self._slice_computed(v, dim, idx, loc)
+        return as_double(v)
+
+    def _slice_constant(self, v: TValue, dim: str, idx: TValue, loc: Location) -> TValue:
+        axis = v.type.names.index(dim)
+        size = v.type.size_of(dim)
+        raw = float(idx.node.value)
+        i = int(raw)
+        if i != raw or not 0 <= i < size:
+            raise self.error(f"index {raw:g} is not a cell of dimension '{dim}' (size {size}: 0..{size - 1})", loc)
+        node = build.gather(v.node, build.scalar(i, CellType.INT64), axis)
+        return TValue(node, TensorType(v.type.cell, tuple(d for d in v.type.dims if d[0] != dim)))
+
+    def _slice_computed(self, v: TValue, dim: str, idx: TValue, loc: Location) -> TValue:
+        """An index known only at run time, or one per cell of a generator: t{x:(d1+1)}.
+
+        An index outside the dimension gives 0, as Vespa's peek does; indices are whole
+        numbers, truncated toward zero."""
+        axis = v.type.names.index(dim)
+        size = v.type.size_of(dim)
+        rest = [d for d in v.type.dims if d[0] != dim]
+        clash = set(idx.type.names) & {n for n, _ in rest}
+        if clash:
+            raise self.error(f"the index of dimension '{dim}' varies along {sorted(clash)}, which the sliced "
+                             f"value also has ({v.type}); rename one of them", loc)
+        i = build.cast(idx.node, CellType.INT64)
+        ok = build.join("and", build.join("ge", i, build.scalar(0, CellType.INT64)),
+                        build.join("lt", i, build.scalar(size, CellType.INT64)))
+        safe = build.select(ok, i, build.broadcast(build.scalar(0, CellType.INT64), i.shape))
+        g = build.gather(v.node, safe, axis)
+        names = [*v.type.names[:axis], *idx.type.names, *v.type.names[axis + 1:]]
+        mask_shape = [1] * axis + list(idx.type.shape) + [1] * (v.type.rank - axis - 1)
+        mask = build.reshape(ok, mask_shape)
+        zero = build.scalar(0, g.dtype)
+        out = build.select(mask, g, zero)
+        if out.shape != g.shape:
+            out = build.broadcast(out, g.shape)
+        order = sorted(range(len(names)), key=lambda k: names[k])
+        node = build.transpose(out, order)
+        sizes = dict([*rest, *idx.type.dims])
+        dims = tuple((names[k], sizes[names[k]]) for k in order)
+        return TValue(node, TensorType(v.type.cell, dims))
 
 
 # ---------------------------------------------------------------- named tensor functions
@@ -373,20 +498,22 @@ def _map(c: Compiler, e: Call) -> TValue:
     c.arity(e, 2)
     v = c.compile(e.args[0])
     lam = c.lambda_of(e.args[1], 1, "map")
-    out = c.apply_lambda(lam, [TValue(v.node, v.type)])
-    if set(out.type.names) != set(v.type.names):
-        raise c.error("map()'s lambda must not change the dimensions", lam.loc)
-    return with_cell(out, compute_cell(v.type.cell)) if not v.is_scalar else out
+    out = c.apply_lambda(lam, [v])
+    if v.is_scalar:
+        return as_double(c.fill(out, TensorType(CellType.FLOAT64, ()), lam.body.loc))
+    return c.fill(out, TensorType(compute_cell(v.type.cell), v.type.dims), lam.body.loc)
 
 
 def _join(c: Compiler, e: Call) -> TValue:
     c.arity(e, 3)
     a, b = c.compile(e.args[0]), c.compile(e.args[1])
     lam = c.lambda_of(e.args[2], 2, "join")
-    joint = c.join(a, b, lambda x, y: build.join("add", x, y), e.loc)
-    na = TValue(build.broadcast(expand_to(with_cell(a, joint.type.cell), joint.type.dims), joint.type.shape), joint.type)
-    nb = TValue(build.broadcast(expand_to(with_cell(b, joint.type.cell), joint.type.dims), joint.type.shape), joint.type)
-    return with_cell(c.apply_lambda(lam, [na, nb]), joint.type.cell)
+    dims = c.joint_dims([a, b], e.loc)
+    cell = CellType.FLOAT64 if not dims else unify_cells(a, b)
+    joint = TensorType(cell, dims)
+    na = TValue(build.broadcast(expand_to(with_cell(a, cell), dims), joint.shape), joint)
+    nb = TValue(build.broadcast(expand_to(with_cell(b, cell), dims), joint.shape), joint)
+    return c.fill(c.apply_lambda(lam, [na, nb]), joint, lam.body.loc)
 
 
 def _reduce(c: Compiler, e: Call) -> TValue:
@@ -394,7 +521,8 @@ def _reduce(c: Compiler, e: Call) -> TValue:
         raise c.error("reduce() takes a tensor, an aggregator and optional dimensions", e.loc)
     agg = c.dim_name(e.args[1])
     if agg not in _AGGREGATORS:
-        raise c.error(f"unknown aggregator '{agg}' (expected one of {', '.join(_AGGREGATORS)})", e.args[1].loc)
+        hint = " ('median' is not supported)" if agg == "median" else ""
+        raise c.error(f"unknown aggregator '{agg}' (expected one of {', '.join(_AGGREGATORS)}){hint}", e.args[1].loc)
     return c.reduce(c.compile(e.args[0]), agg, [c.dim_name(a) for a in e.args[2:]], e.loc)
 
 
@@ -410,6 +538,8 @@ def _rename(c: Compiler, e: Call) -> TValue:
     src, dst = names(e.args[1]), names(e.args[2])
     if len(src) != len(dst):
         raise c.error("rename() needs as many new names as old ones", e.loc)
+    if len(set(src)) != len(src):
+        raise c.error("rename() names a dimension twice", e.loc)
     mapping = dict(zip(src, dst, strict=True))
     for s in src:
         if s not in v.type.names:
@@ -427,17 +557,19 @@ def _concat(c: Compiler, e: Call) -> TValue:
     c.arity(e, 3)
     a, b = c.compile(e.args[0]), c.compile(e.args[1])
     dim = c.dim_name(e.args[2])
-    others = {n: s for n, s in (*a.type.dims, *b.type.dims) if n != dim}
+    others: dict[str, int] = {}
+    for v in (a, b):
+        for n, sz in v.type.dims:
+            if n != dim and others.setdefault(n, sz) != sz:
+                raise c.error(f"concat: dimension '{n}' has size {others[n]} in one operand and {sz} in the other",
+                              e.loc)
     sa = a.type.size_of(dim) if dim in a.type.names else 1
     sb = b.type.size_of(dim) if dim in b.type.names else 1
-    cell = unify_cells(a, b) if not (a.is_scalar and b.is_scalar) else CellType.FLOAT64
+    cell = unify_cells(a, b)
     parts = []
     dims_out = tuple(sorted({**others, dim: sa + sb}.items()))
     for v, s in ((a, sa), (b, sb)):
         dims_v = tuple(sorted({**others, dim: s}.items()))
-        for n, sz in v.type.dims:
-            if n != dim and others[n] != sz:
-                raise c.error(f"concat: dimension '{n}' sizes differ", e.loc)
         parts.append(build.broadcast(expand_to(with_cell(v, cell), dims_v), [z for _, z in dims_v]))
     axis = [n for n, _ in dims_out].index(dim)
     return TValue(build.concat(parts, axis), TensorType(cell, dims_out))
@@ -450,7 +582,8 @@ def _cell_cast(c: Compiler, e: Call) -> TValue:
         cell = CellType.from_vespa(c.dim_name(e.args[1]))
     except ValueError as err:
         raise c.error(str(err), e.args[1].loc) from None
-    return TValue(build.cast(v.node, cell), TensorType(cell, v.type.dims))
+    # a number keeps the rounding of the cast but stays a double
+    return as_double(TValue(build.cast(v.node, cell), TensorType(cell, v.type.dims)))
 
 
 def _l2_normalize(c: Compiler, e: Call) -> TValue:
@@ -463,6 +596,14 @@ def _l2_normalize(c: Compiler, e: Call) -> TValue:
                   lambda x, y: build.join("div", x, y), e.loc)
 
 
+def _l1_normalize(c: Compiler, e: Call) -> TValue:
+    c.arity(e, 2)
+    v = c.compile(e.args[0])
+    total = c.reduce(v, "sum", [c.dim_name(e.args[1])], e.loc)
+    return c.join(v, with_cell(total, compute_cell(v.type.cell)) if not total.is_scalar else total,
+                  lambda x, y: build.join("div", x, y), e.loc)
+
+
 def _matmul(c: Compiler, e: Call) -> TValue:
     c.arity(e, 3)
     a, b = c.compile(e.args[0]), c.compile(e.args[1])
@@ -471,11 +612,20 @@ def _matmul(c: Compiler, e: Call) -> TValue:
     return c.reduce(prod, "sum", [dim], e.loc)
 
 
+def _euclidean(c: Compiler, e: Call) -> TValue:
+    c.arity(e, 3)
+    a, b = c.compile(e.args[0]), c.compile(e.args[1])
+    diff = c.join(a, b, lambda x, y: build.join("sub", x, y), e.loc)
+    sq = c.join(diff, diff, lambda x, y: build.join("mul", x, y), e.loc)
+    return c.map(c.reduce(sq, "sum", [c.dim_name(e.args[2])], e.loc), lambda n: build.map_("sqrt", n))
+
+
 def _softmax(c: Compiler, e: Call) -> TValue:
     if len(e.args) not in (1, 2):
         raise c.error("softmax() takes a tensor and a dimension", e.loc)
     v = c.compile(e.args[0])
     dims = [c.dim_name(e.args[1])] if len(e.args) == 2 else list(v.type.names)
+    # shifted by the maximum: the same value as Vespa's exp(x)/sum(exp(x)) without overflow
     mx = c.reduce(v, "max", dims, e.loc)
     shifted = c.join(v, with_cell(mx, compute_cell(v.type.cell)), lambda x, y: build.join("sub", x, y), e.loc)
     ex = c.map(shifted, lambda n: build.map_("exp", n))
@@ -498,8 +648,8 @@ def _arg(agg: str) -> Callable[[Compiler, Call], TValue]:
         v = c.compile(e.args[0])
         dims = [c.dim_name(a) for a in e.args[1:]] or list(v.type.names)
         best = c.reduce(v, agg, dims, e.loc)
-        return c.truth(c.join(v, with_cell(best, compute_cell(v.type.cell)) if not best.is_scalar else best,
-                              lambda x, y: build.join("eq", x, y), e.loc))
+        best = with_cell(best, compute_cell(v.type.cell)) if not best.is_scalar else best
+        return c.truth(c.join(v, best, lambda x, y: build.join("eq", x, y), e.loc), v)
 
     return convert
 
@@ -517,7 +667,8 @@ def _cosine(c: Compiler, e: Call) -> TValue:
 
 def _is_nan(c: Compiler, e: Call) -> TValue:
     c.arity(e, 1)
-    return c.truth(c.map(c.compile(e.args[0]), lambda n: build.map_("isnan", n)))
+    v = c.compile(e.args[0])
+    return c.truth(c.map(v, lambda n: build.map_("isnan", n)), v)
 
 
 def _square(c: Compiler, e: Call) -> TValue:
@@ -528,8 +679,9 @@ def _square(c: Compiler, e: Call) -> TValue:
 
 def _log10(c: Compiler, e: Call) -> TValue:
     c.arity(e, 1)
-    v = c.map(c.compile(e.args[0]), lambda n: build.map_("log", n))
-    return c.map(v, lambda n: build.join("mul", n, build.scalar(1 / math.log(10), n.dtype)))
+    # divided, not multiplied by 1/ln 10: log10(100) is then exactly 2
+    return c.map(c.compile(e.args[0]),
+                 lambda n: build.join("div", build.map_("log", n), build.scalar(math.log(10), n.dtype)))
 
 
 def _elu(c: Compiler, e: Call) -> TValue:
@@ -542,6 +694,70 @@ def _elu(c: Compiler, e: Call) -> TValue:
     return c.map(c.compile(e.args[0]), elu)
 
 
+def _atan2(c: Compiler, e: Call) -> TValue:
+    c.arity(e, 2)
+
+    def atan2(y: Node, x: Node) -> Node:
+        def k(v: float) -> Node:
+            return build.scalar(v, y.dtype)
+
+        base = build.map_("atan", build.join("div", y, x))
+        y_neg = build.join("lt", y, k(0))
+        # x < 0: shift by pi toward y's sign; x == 0: +-pi/2 or 0
+        left = build.join("add", base, build.select(y_neg, k(-math.pi), k(math.pi)))
+        axis = build.select(build.join("gt", y, k(0)), k(math.pi / 2),
+                            build.select(y_neg, k(-math.pi / 2), k(0)))
+        return build.select(build.join("gt", x, k(0)), base,
+                            build.select(build.join("lt", x, k(0)), left, axis))
+
+    return c.join(c.compile(e.args[0]), c.compile(e.args[1]), atan2, e.loc)
+
+
+def _ldexp(c: Compiler, e: Call) -> TValue:
+    c.arity(e, 2)
+
+    def ldexp(x: Node, p: Node) -> Node:
+        # C's ldexp takes a whole exponent: truncate toward zero
+        whole = build.join("mul", build.map_("sign", p), build.map_("floor", build.map_("abs", p)))
+        return build.join("mul", x, build.join("pow", build.scalar(2, x.dtype), whole))
+
+    return c.join(c.compile(e.args[0]), c.compile(e.args[1]), ldexp, e.loc)
+
+
+def _expand(c: Compiler, e: Call) -> TValue:
+    c.arity(e, 2)
+    v = c.compile(e.args[0])
+    dim = c.dim_name(e.args[1])
+    if dim in v.type.names:
+        raise c.error(f"expand(): the value already has dimension '{dim}' ({v.type})", e.loc)
+    dims = tuple(sorted((*v.type.dims, (dim, 1))))
+    cell = compute_cell(v.type.cell) if not v.is_scalar else CellType.FLOAT64
+    return TValue(build.reshape(with_cell(v, cell).node, [s for _, s in dims]), TensorType(cell, dims))
+
+
+def _const_size(c: Compiler, e: Expr, what: str) -> int:
+    v = c.compile(e)
+    raw = float(v.node.value) if v.is_scalar and v.node.op is Op.CONSTANT else -1.0
+    if raw != int(raw) or raw < 1:
+        raise c.error(f"{what} must be a constant whole number of at least 1", e.loc)
+    return int(raw)
+
+
+def _range(c: Compiler, e: Call) -> TValue:
+    c.arity(e, 1)
+    n = _const_size(c, e.args[0], "range()'s size")
+    t = TensorType(CellType.FLOAT64, (("i", n),))
+    return TValue(build.constant(np.arange(n, dtype=np.float64)), t)
+
+
+def _diag(c: Compiler, e: Call) -> TValue:
+    c.arity(e, 2)
+    n1 = _const_size(c, e.args[0], "diag()'s first size")
+    n2 = _const_size(c, e.args[1], "diag()'s second size")
+    t = TensorType(CellType.FLOAT64, (("i", n1), ("j", n2)))
+    return TValue(build.constant(np.eye(n1, n2, dtype=np.float64)), t)
+
+
 _CALLS: dict[str, Callable[[Compiler, Call], TValue]] = {
     "if": _if,
     "map": _map,
@@ -550,8 +766,10 @@ _CALLS: dict[str, Callable[[Compiler, Call], TValue]] = {
     "rename": _rename,
     "concat": _concat,
     "cell_cast": _cell_cast,
+    "l1_normalize": _l1_normalize,
     "l2_normalize": _l2_normalize,
     "matmul": _matmul,
+    "euclidean_distance": _euclidean,
     "softmax": _softmax,
     "xw_plus_b": _xw_plus_b,
     "argmax": _arg("max"),
@@ -561,4 +779,9 @@ _CALLS: dict[str, Callable[[Compiler, Call], TValue]] = {
     "square": _square,
     "log10": _log10,
     "elu": _elu,
+    "atan2": _atan2,
+    "ldexp": _ldexp,
+    "expand": _expand,
+    "range": _range,
+    "diag": _diag,
 }

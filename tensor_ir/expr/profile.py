@@ -17,11 +17,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import onnx
+from onnx import ValueInfoProto
 
 from tensor_ir import build
 from tensor_ir.dtypes import CellType
 from tensor_ir.expr.ast import Expr
-from tensor_ir.expr.compiler import Compiler
+from tensor_ir.expr.compiler import Compiler, as_double
 from tensor_ir.expr.errors import Location, RankingError
 from tensor_ir.expr.parser import parse_expression
 from tensor_ir.expr.types import TensorType
@@ -30,11 +31,16 @@ from tensor_ir.ir import Node, Role
 from tensor_ir.onnx_import import ImportedModel, InputBinding, ModelImportError, import_model
 from tensor_ir.onnx_import.bindings import is_static
 from tensor_ir.passes import eliminate_common_subexpressions
-from tensor_ir.program import Program, ProgramInput
+from tensor_ir.program import Program
 from tensor_ir.verify import verify
 
 FIRST_PHASE = "first_phase"
 SECOND_PHASE = "second_phase"
+FIRST_PHASE_FEATURE = "firstPhase"  # Vespa's rank feature: the first-phase score, usable in later phases
+
+# Profile functions calling each other deeper than this are refused (a located error
+# instead of Python's stack running out): no real profile comes close.
+MAX_FUNCTION_DEPTH = 40
 
 
 def vespa_identifier(name: str) -> str:
@@ -151,11 +157,8 @@ class _ProfileContext:
                                "(indexing: attribute)", loc)
         self.attributes_used[name] = f.type
         node = build.input_(f"attribute({name})", Role.ATTRIBUTE, f.type.shape, f.type.cell)
-        value = TValue(node, f.type)
-        if f.type.rank == 0 and f.type.cell is not CellType.FLOAT64:
-            # Vespa reads numeric attributes as double in ranking
-            value = TValue(build.cast(node, CellType.FLOAT64), TensorType(CellType.FLOAT64, ()))
-        return value
+        # Vespa reads numeric attributes as double in ranking
+        return as_double(TValue(node, f.type))
 
     def query(self, name: str, loc: Location) -> TValue:
         q = self.profile.inputs.get(name)
@@ -164,7 +167,7 @@ class _ProfileContext:
             q = QueryInput(name, TensorType(CellType.FLOAT64, ()), np.zeros((), np.float64), loc)
         self.queries_used[name] = q
         node = build.input_(f"query({name})", Role.QUERY, q.type.shape, q.type.cell)
-        return TValue(node, q.type)
+        return as_double(TValue(node, q.type))
 
     def constant(self, name: str, loc: Location) -> TValue:
         c = self.constants.get(name)
@@ -172,18 +175,29 @@ class _ProfileContext:
             known = ", ".join(sorted(self.constants)) or "none"
             raise RankingError(f"constant({name}) is not defined (constants: {known})", loc)
         t, value = c
-        return TValue(build.constant(value.reshape(t.shape), t.cell), t)
+        return as_double(TValue(build.constant(value.reshape(t.shape), t.cell), t))
 
     def has_function(self, name: str) -> bool:
+        if name == FIRST_PHASE_FEATURE:
+            return self.profile.first_phase is not None
         return name in self.profile.functions
 
     def function(self, name: str, args: list[TValue], loc: Location, compiler: Compiler) -> TValue:
-        fn = self.profile.functions[name]
+        fn = self.profile.functions.get(name)
+        if fn is None:
+            # firstPhase, unless a profile function takes the name
+            assert name == FIRST_PHASE_FEATURE and self.profile.first_phase is not None
+            fn = FunctionDef(name, (), self.profile.first_phase, self.profile.first_phase.loc)
         if len(args) != len(fn.params):
-            raise RankingError(f"function '{name}' takes {len(fn.params)} arguments, got {len(args)}", loc)
+            want = f"{len(fn.params)} argument{'s' if len(fn.params) != 1 else ''}"
+            params = f" ({', '.join(fn.params)})" if fn.params else ""
+            raise RankingError(f"function '{name}' takes {want}{params}, got {len(args)}", loc)
         if name in self.stack:
             cycle = " -> ".join([*self.stack[self.stack.index(name):], name])
             raise RankingError(f"function '{name}' calls itself: {cycle}", loc)
+        if len(self.stack) >= MAX_FUNCTION_DEPTH:
+            raise RankingError(f"functions call each other more than {MAX_FUNCTION_DEPTH} deep: "
+                               f"{' -> '.join(self.stack[:3])} -> ... -> {name}", loc)
         if not args and name in self.memo:
             return self.memo[name]
         self.stack.append(name)
@@ -241,7 +255,7 @@ class _ProfileContext:
         self._imported[key] = (imported, block)
         return imported, block
 
-    def _bind_input(self, vi: onnx.ValueInfoProto, block: OnnxModelDef | None, label: str, loc: Location,
+    def _bind_input(self, vi: ValueInfoProto, block: OnnxModelDef | None, label: str, loc: Location,
                     compiler: Compiler) -> Node:
         dims = _onnx_dims(vi)
         needed = _onnx_type_string(vi, dims)
@@ -264,7 +278,7 @@ class _ProfileContext:
         return _to_model_input(value, vi, dims, needed, source_text, label, loc)
 
 
-def _onnx_dims(vi: onnx.ValueInfoProto) -> list[int | str | None]:
+def _onnx_dims(vi: ValueInfoProto) -> list[int | str | None]:
     out: list[int | str | None] = []
     for d in vi.type.tensor_type.shape.dim:
         if d.HasField("dim_value") and d.dim_value >= 0:
@@ -276,7 +290,7 @@ def _onnx_dims(vi: onnx.ValueInfoProto) -> list[int | str | None]:
     return out
 
 
-def _onnx_type_string(vi: onnx.ValueInfoProto, dims: list[int | str | None]) -> str:
+def _onnx_type_string(vi: ValueInfoProto, dims: list[int | str | None]) -> str:
     try:
         cell = CellType.from_onnx(vi.type.tensor_type.elem_type)
         cname = cell.vespa_name or cell.np_name
@@ -286,7 +300,7 @@ def _onnx_type_string(vi: onnx.ValueInfoProto, dims: list[int | str | None]) -> 
     return f"tensor<{cname}>({body})"
 
 
-def _to_model_input(value: TValue, vi: onnx.ValueInfoProto, dims: list[int | str | None], needed: str,
+def _to_model_input(value: TValue, vi: ValueInfoProto, dims: list[int | str | None], needed: str,
                     source: str, label: str, loc: Location) -> Node:
     rank = len(dims)
     names = set(value.type.names)
@@ -318,15 +332,12 @@ def _output_value(node: Node) -> TValue:
     if node.dtype.vespa_name is None:
         node = build.cast(node, CellType.FLOAT32)
     dims = tuple((names[i], node.shape[k]) for k, i in enumerate(order))
-    return TValue(node, TensorType(node.dtype, dims))
+    return as_double(TValue(node, TensorType(node.dtype, dims)))
 
 
 def _program(outputs: dict[str, Node], ctx: _ProfileContext) -> Program:
-    specs: dict[str, ProgramInput] = {}
-    prog = Program(outputs)
-    for name, node in prog.input_nodes().items():
-        specs[name] = ProgramInput(name, Role(node.attrs["role"]), node.shape, node.dtype)
-    prog = eliminate_common_subexpressions(Program(outputs, specs))
+    # the inputs are the input nodes the outputs reach, each with its own role and type
+    prog = eliminate_common_subexpressions(Program(outputs))
     verify(prog)
     return prog
 
@@ -338,7 +349,24 @@ def compile_profile(
     schema_constants: dict[str, tuple[TensorType, npt.NDArray[Any]]] | None = None,
     schema_models: dict[str, OnnxModelDef] | None = None,
 ) -> CompiledProfile:
-    ctx = _ProfileContext(profile, fields, schema_constants or {}, schema_models or {}, load_model)
+    """Compile every phase and feature of a profile; RankingError names what is wrong and where."""
+    try:
+        return _compile_profile(profile, fields, load_model, schema_constants or {}, schema_models or {})
+    except RecursionError:
+        # the parser and the function-depth limit keep real profiles far from this; a
+        # located error is still better than a crash for whatever slips past them
+        raise RankingError(f"rank profile '{profile.name}' nests expressions too deeply to compile",
+                           profile.loc) from None
+
+
+def _compile_profile(
+    profile: ProfileDef,
+    fields: dict[str, FieldDef],
+    load_model: ModelLoader,
+    schema_constants: dict[str, tuple[TensorType, npt.NDArray[Any]]],
+    schema_models: dict[str, OnnxModelDef],
+) -> CompiledProfile:
+    ctx = _ProfileContext(profile, fields, schema_constants, schema_models, load_model)
     compiler = Compiler(ctx)
     if profile.first_phase is None:
         raise RankingError(f"rank profile '{profile.name}' has no first-phase expression", profile.loc)
@@ -350,7 +378,9 @@ def compile_profile(
         second = compiler.compile(profile.second_phase)
         _need_number(second, "second-phase", profile.second_phase.loc)
         second_prog = _program({SECOND_PHASE: build.cast(second.node, CellType.FLOAT64)}, ctx)
-    match, summary, outs = [], [], {}
+    match: list[Feature] = []
+    summary: list[Feature] = []
+    outs: dict[str, Node] = {}
     for kind, items, dest in (("mf", profile.match_features, match), ("sf", profile.summary_features, summary)):
         for text, expr in items:
             v = compiler.compile(expr)
@@ -358,6 +388,13 @@ def compile_profile(
             outs[key] = v.node
             dest.append(Feature(text, v.type, key))
     features_prog = _program(outs, ctx) if outs else None
+    used_attributes, used_queries = dict(ctx.attributes_used), dict(ctx.queries_used)
+    # a function no phase uses must still be valid, as Vespa checks it at deploy; one with
+    # parameters can only be checked where it is called
+    for fn in profile.functions.values():
+        if not fn.params and fn.name not in ctx.memo:
+            ctx.function(fn.name, [], fn.loc, compiler)
+    declared = {name: q for name, q in profile.inputs.items() if name not in used_queries}
     return CompiledProfile(
         name=profile.name,
         first_phase=first_prog,
@@ -366,8 +403,8 @@ def compile_profile(
         features=features_prog,
         match_features=match,
         summary_features=summary,
-        query_inputs=dict(ctx.queries_used),
-        attributes=dict(ctx.attributes_used),
+        query_inputs={**used_queries, **declared},
+        attributes=used_attributes,
         models=list(dict.fromkeys(ctx.models_used)),
     )
 

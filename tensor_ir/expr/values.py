@@ -54,12 +54,26 @@ def with_cell(v: TValue, cell: CellType) -> TValue:
     return TValue(build.cast(v.node, cell), TensorType(cell, v.type.dims))
 
 
+_SCALARS: dict[str, TValue] = {}  # by float.hex(): keeps 0.0 and -0.0 apart
+
+
 def scalar(value: float) -> TValue:
-    return TValue(build.scalar(value, CellType.FLOAT64), TensorType(CellType.FLOAT64, ()))
+    """A number. Shared: generated expressions repeat the same few numbers thousands of
+    times, and nodes are immutable."""
+    key = float(value).hex()
+    v = _SCALARS.get(key)
+    if v is None:
+        v = TValue(build.scalar(value, CellType.FLOAT64), TensorType(CellType.FLOAT64, ()))
+        if len(_SCALARS) < 4096:
+            _SCALARS[key] = v
+    return v
 
 
 def expand_to(v: TValue, dims: tuple[tuple[str, int], ...]) -> Node:
-    """v's node reshaped with size-1 axes for the dimensions of `dims` it lacks."""
+    """v's node with size-1 axes for the dimensions of `dims` it lacks, ready for an
+    elementwise op with numpy broadcasting. A number needs none: shape () broadcasts."""
+    if v.type.rank == 0:
+        return v.node
     mine = dict(v.type.dims)
     shape = [mine.get(n, 1) for n, _ in dims]
     return build.reshape(v.node, shape)

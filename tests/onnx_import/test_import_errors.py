@@ -13,8 +13,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 from cpu_fallback import NumpyBackend
 from tensor_ir.dtypes import CellType
-from tensor_ir.onnx_import import InputBinding, ModelImportError, import_model, load_model
-from tensor_ir.onnx_import import registry
+from tensor_ir.onnx_import import InputBinding, ModelImportError, import_model, load_model, registry
+from tensor_ir.onnx_import.loading import parse_model
 from tests.conftest import VESPA_MODELS
 
 MODELS = sorted(p.name for p in VESPA_MODELS.glob("*.onnx")) if VESPA_MODELS.is_dir() else []
@@ -101,15 +101,13 @@ def test_model_cut_in_half(tmp_path: Path, name: str) -> None:
 
 
 @pytest.mark.parametrize("name", [m for m in MODELS if (VESPA_MODELS / m).stat().st_size < 1000])
-def test_every_cut_of_a_small_model_is_refused(tmp_path: Path, name: str) -> None:
+def test_every_cut_of_a_small_model_is_refused(name: str) -> None:
     """A cut between top-level fields parses as a smaller model: the cut after the graph, before
     opset_import, would read as an opset-1 model. Every prefix must be refused."""
     data = (VESPA_MODELS / name).read_bytes()
-    path = tmp_path / name
     for cut in range(1, len(data)):
-        path.write_bytes(data[:cut])
         with pytest.raises(ModelImportError) as info:
-            load_model(path)
+            parse_model(data[:cut], name)
         assert "truncated" in str(info.value), f"cut at {cut}: {info.value}"
 
 
@@ -183,7 +181,7 @@ def test_external_data_through_a_symlink_out_of_the_folder(tmp_path: Path) -> No
 
 def test_external_data_file_missing(tmp_path: Path) -> None:
     path = _external_model(tmp_path, "weights.bin")
-    with pytest.raises(ModelImportError, match="external data file 'weights.bin' not found") as info:
+    with pytest.raises(ModelImportError, match=r"external data file 'weights\.bin' not found") as info:
         import_model(path)
     _located(info.value, "ext.onnx")
 
@@ -215,7 +213,7 @@ def test_op_of_a_domain_the_model_does_not_import(tmp_path: Path) -> None:
     model = _model([helper.make_node("Frobnicate", ["a"], ["y"], name="frob_2", domain="com.example")],
                    [_vec("a", [2])], [_vec("y", [2])])
     path = _save(model, tmp_path / "noimport.onnx")
-    with pytest.raises(ModelImportError, match="does not import the op's domain 'com.example'") as info:
+    with pytest.raises(ModelImportError, match=r"does not import the op's domain 'com\.example'") as info:
         import_model(path)
     _located(info.value, "noimport.onnx", node="frob_2", op="Frobnicate", domain="com.example")
 

@@ -8,12 +8,12 @@ ELU family), since a fused kernel cannot recover from an inf in a branch it disc
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from tensor_ir import build
-from tensor_ir.dtypes import CellType
+from tensor_ir.dtypes import CellType, compute_type
 from tensor_ir.ir import Node
 from tensor_ir.onnx_import.context import NodeContext
 from tensor_ir.onnx_import.converters.common import same_type, scalar_like
@@ -24,6 +24,15 @@ def _float_input(ctx: NodeContext, i: int = 0) -> Node:
     x = ctx.input(i)
     ctx.float_types_only(x)
     return x
+
+
+def _widened(x: Node, fn: Callable[[Node], Node]) -> Node:
+    """fn(x) computed in float32 for 16-bit floats and rounded once at the end: chains like
+    exp(x) - 1 lose most of their bits when every step rounds to bfloat16."""
+    wide = compute_type(x.dtype)
+    if wide is x.dtype:
+        return fn(x)
+    return build.cast(fn(build.cast(x, wide)), x.dtype)
 
 
 def _f(ctx: NodeContext, name: str) -> float:
@@ -64,34 +73,42 @@ def _swish(x: Node, alpha: float) -> Node:
 
 @converter("Elu", 1, 6, 22)
 def elu(ctx: NodeContext) -> Sequence[Node | None]:
-    x = _float_input(ctx)
-    neg = _mul(_expm1_nonpos(x), _f(ctx, "alpha"))
-    return [build.select(build.join("lt", x, scalar_like(x, 0)), neg, x, label=ctx.name)]
+    alpha = _f(ctx, "alpha")
+
+    def f(x: Node) -> Node:
+        return build.select(build.join("lt", x, scalar_like(x, 0)), _mul(_expm1_nonpos(x), alpha), x)
+
+    return [_widened(_float_input(ctx), f)]
 
 
 @converter("Selu", 1, 6, 22)
 def selu(ctx: NodeContext) -> Sequence[Node | None]:
-    x = _float_input(ctx)
     alpha, gamma = _f(ctx, "alpha"), _f(ctx, "gamma")
-    neg = _mul(_expm1_nonpos(x), alpha)
-    inner = build.select(build.join("gt", x, scalar_like(x, 0)), x, neg)
-    return [_mul(inner, gamma)]
+
+    def f(x: Node) -> Node:
+        neg = _mul(_expm1_nonpos(x), alpha)
+        return _mul(build.select(build.join("gt", x, scalar_like(x, 0)), x, neg), gamma)
+
+    return [_widened(_float_input(ctx), f)]
 
 
 @converter("Celu", 12, 28)
 def celu(ctx: NodeContext) -> Sequence[Node | None]:
-    x = _float_input(ctx)
     alpha = _f(ctx, "alpha")
     if alpha == 0:
         raise ctx.error("alpha must not be 0")
-    # max(0, x) + min(0, alpha * (exp(x / alpha) - 1))
-    if alpha > 0:
-        # the second term is 0 for x >= 0, so exp needs only x / alpha <= 0
-        neg = _mul(_expm1_nonpos(_mul(x, 1.0 / alpha)), alpha)
-    else:
-        e = build.join("sub", build.map_("exp", _mul(x, 1.0 / alpha)), scalar_like(x, 1))
-        neg = build.join("min", _mul(e, alpha), scalar_like(x, 0))
-    return [build.join("add", build.join("max", x, scalar_like(x, 0)), neg)]
+
+    def f(x: Node) -> Node:
+        # max(0, x) + min(0, alpha * (exp(x / alpha) - 1))
+        if alpha > 0:
+            # the second term is 0 for x >= 0, so exp needs only x / alpha <= 0
+            neg = _mul(_expm1_nonpos(_mul(x, 1.0 / alpha)), alpha)
+        else:
+            e = build.join("sub", build.map_("exp", _mul(x, 1.0 / alpha)), scalar_like(x, 1))
+            neg = build.join("min", _mul(e, alpha), scalar_like(x, 0))
+        return build.join("add", build.join("max", x, scalar_like(x, 0)), neg)
+
+    return [_widened(_float_input(ctx), f)]
 
 
 @converter("LeakyRelu", 1, 6, 16)
@@ -134,54 +151,58 @@ def thresholded_relu(ctx: NodeContext) -> Sequence[Node | None]:
 
 @converter("HardSigmoid", 1, 6, 22)
 def hard_sigmoid(ctx: NodeContext) -> Sequence[Node | None]:
-    x = _float_input(ctx)
-    return [_clamp(_add(_mul(x, _f(ctx, "alpha")), _f(ctx, "beta")), 0, 1)]
+    alpha, beta = _f(ctx, "alpha"), _f(ctx, "beta")
+    return [_widened(_float_input(ctx), lambda x: _clamp(_add(_mul(x, alpha), beta), 0, 1))]
 
 
 @converter("HardSwish", 14, 22)
 def hard_swish(ctx: NodeContext) -> Sequence[Node | None]:
-    x = _float_input(ctx)
-    # x * HardSigmoid(x) with alpha = 1/6, beta = 0.5
-    return [build.join("mul", x, _clamp(_add(_mul(x, 1.0 / 6.0), 0.5), 0, 1))]
+    def f(x: Node) -> Node:
+        # x * HardSigmoid(x) with alpha = 1/6, beta = 0.5
+        return build.join("mul", x, _clamp(_add(_mul(x, 1.0 / 6.0), 0.5), 0, 1))
+
+    return [_widened(_float_input(ctx), f)]
 
 
 @converter("Softplus", 1, 22)
 def softplus(ctx: NodeContext) -> Sequence[Node | None]:
-    return [_softplus(_float_input(ctx))]
+    return [_widened(_float_input(ctx), _softplus)]
 
 
 @converter("Softsign", 1, 22)
 def softsign(ctx: NodeContext) -> Sequence[Node | None]:
-    x = _float_input(ctx)
-    return [build.join("div", x, _add(build.map_("abs", x), 1))]
+    return [_widened(_float_input(ctx), lambda x: build.join("div", x, _add(build.map_("abs", x), 1)))]
 
 
 @converter("Mish", 18, 22)
 def mish(ctx: NodeContext) -> Sequence[Node | None]:
-    x = _float_input(ctx)
-    return [build.join("mul", x, build.map_("tanh", _softplus(x)))]
+    return [_widened(_float_input(ctx), lambda x: build.join("mul", x, build.map_("tanh", _softplus(x))))]
 
 
 @converter("Gelu", 20)
 def gelu(ctx: NodeContext) -> Sequence[Node | None]:
-    x = _float_input(ctx)
     approximate = ctx.attr("approximate", "none")
-    if approximate == "none":
-        # 0.5 x (1 + erf(x / sqrt(2)))
-        inner = build.map_("erf", _mul(x, 1.0 / math.sqrt(2.0)))
-    elif approximate == "tanh":
-        # 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3)))
-        cube = build.join("mul", build.join("mul", x, x), x)
-        poly = build.join("add", x, _mul(cube, 0.044715))
-        inner = build.map_("tanh", _mul(poly, math.sqrt(2.0 / math.pi)))
-    else:
+    if approximate not in ("none", "tanh"):
         raise ctx.error(f"unsupported approximate='{approximate}' (expected 'none' or 'tanh')")
-    return [build.join("mul", _mul(x, 0.5), _add(inner, 1))]
+
+    def f(x: Node) -> Node:
+        if approximate == "none":
+            # 0.5 x (1 + erf(x / sqrt(2)))
+            inner = build.map_("erf", _mul(x, 1.0 / math.sqrt(2.0)))
+        else:
+            # 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3)))
+            cube = build.join("mul", build.join("mul", x, x), x)
+            poly = build.join("add", x, _mul(cube, 0.044715))
+            inner = build.map_("tanh", _mul(poly, math.sqrt(2.0 / math.pi)))
+        return build.join("mul", _mul(x, 0.5), _add(inner, 1))
+
+    return [_widened(_float_input(ctx), f)]
 
 
 @converter("Swish", 24)
 def swish(ctx: NodeContext) -> Sequence[Node | None]:
-    return [_swish(_float_input(ctx), _f(ctx, "alpha"))]
+    alpha = _f(ctx, "alpha")
+    return [_widened(_float_input(ctx), lambda x: _swish(x, alpha))]
 
 
 @converter("SwiGLU", 28)
@@ -191,7 +212,9 @@ def swiglu(ctx: NodeContext) -> Sequence[Node | None]:
     if a.shape != b.shape:
         raise ctx.error(f"gate and value shapes differ: {list(a.shape)} and {list(b.shape)} (SwiGLU does "
                         "not broadcast)")
-    return [build.join("mul", _swish(a, _f(ctx, "alpha")), b)]
+    wide = compute_type(a.dtype)
+    out = build.join("mul", _swish(build.cast(a, wide), _f(ctx, "alpha")), build.cast(b, wide))
+    return [build.cast(out, a.dtype)]
 
 
 @converter("Shrink", 9)

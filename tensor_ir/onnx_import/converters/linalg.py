@@ -286,7 +286,7 @@ def _integer_range(ct: CellType) -> tuple[int, int]:
     return int(info.min), int(info.max)
 
 
-def _round_saturate(x: Node, to: CellType) -> Node:
+def round_saturate(x: Node, to: CellType) -> Node:
     """Round half to even, clip to `to`'s range, convert (x is float)."""
     lo, hi = _integer_range(to)
     r = build.map_("round", x)
@@ -314,7 +314,7 @@ def qlinear_matmul(ctx: NodeContext) -> Sequence[Node | None]:
     y = build.join("mul", build.cast(acc, CellType.FLOAT64), build.cast(factor, CellType.FLOAT64))
     if y_zp is not None:
         y = build.join("add", y, build.cast(_per_row(y_zp), CellType.FLOAT64))
-    return [_round_saturate(y, out_type)]
+    return [round_saturate(y, out_type)]
 
 
 def _quant_param(ctx: NodeContext, p: Node, x: Node, axis: int, block: int, what: str) -> Node:
@@ -385,7 +385,7 @@ def quantize_linear(ctx: NodeContext) -> Sequence[Node | None]:
         if zp is not None:
             z = _quant_param(ctx, build.cast(zp, CellType.FLOAT64), x, axis, block, "zero point")
             q = build.join("add", q, z)
-        return [_round_saturate(q, out)]
+        return [round_saturate(q, out)]
     if out in (CellType.FLOAT8E4M3FN, CellType.FLOAT8E4M3FNUZ, CellType.FLOAT8E5M2, CellType.FLOAT8E5M2FNUZ,
                CellType.FLOAT4E2M1):
         if zp is not None:

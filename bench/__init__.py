@@ -1,0 +1,1 @@
+"""Benchmarks: tensorrank against onnxruntime on the same models and documents."""

@@ -1,0 +1,110 @@
+"""Kernels that write into a caller's buffer, for the blocked evaluator.
+
+Each returns None when it does not apply (the evaluator then falls back to the
+reference kernel, which allocates). Applying is a matter of speed only: the results are
+those of tensor_ir.reference.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from tensor_ir.ir import Node, Op
+from tensor_ir.reference import align
+
+Array = npt.NDArray[Any]
+
+_BINARY_UFUNCS: dict[str, np.ufunc] = {
+    "add": np.add,
+    "sub": np.subtract,
+    "mul": np.multiply,
+    "max": np.maximum,
+    "min": np.minimum,
+}
+_FLOAT_BINARY_UFUNCS: dict[str, np.ufunc] = {"div": np.true_divide, "pow": np.power}
+
+
+def _sigmoid_into(x: Array, out: Array) -> Array:
+    # 1 / (1 + exp(-x)): exp overflows to inf for very negative x, giving exactly 0, never NaN
+    np.negative(x, out=out)
+    np.exp(out, out=out)
+    np.add(out, 1, out=out)
+    np.reciprocal(out, out=out)
+    return out
+
+
+def _relu_into(x: Array, out: Array) -> Array:
+    return np.maximum(x, np.zeros((), x.dtype), out=out)
+
+
+_UNARY_INTO: dict[str, Callable[[Array, Array], Array]] = {
+    "neg": lambda x, o: np.negative(x, out=o),
+    "abs": lambda x, o: np.abs(x, out=o),
+    "exp": lambda x, o: np.exp(x, out=o),
+    "log": lambda x, o: np.log(x, out=o),
+    "sqrt": lambda x, o: np.sqrt(x, out=o),
+    "tanh": lambda x, o: np.tanh(x, out=o),
+    "floor": lambda x, o: np.floor(x, out=o),
+    "ceil": lambda x, o: np.ceil(x, out=o),
+    "relu": _relu_into,
+    "sigmoid": _sigmoid_into,
+}
+_FLOAT_TYPES = frozenset({np.dtype(np.float32), np.dtype(np.float64)})
+
+
+def matmul_into(node: Node, args: list[Array], out: Array) -> Array | None:
+    a, b = args
+    ia, ib = node.inputs
+    if not ia.per_document or ib.per_document or ib.rank != 2:
+        return None
+    if a.dtype != out.dtype or b.dtype != out.dtype or a.dtype not in _FLOAT_TYPES:
+        return None
+    k = a.shape[-1]
+    a2 = a.reshape(-1, k)
+    np.matmul(a2, b, out=out.reshape(-1, b.shape[-1]))
+    return out
+
+
+def join_into(node: Node, args: list[Array], out: Array) -> Array | None:
+    fn = node.attrs["fn"]
+    uf = _BINARY_UFUNCS.get(fn)
+    if uf is None and out.dtype in _FLOAT_TYPES:
+        uf = _FLOAT_BINARY_UFUNCS.get(fn)
+    if uf is None or out.dtype not in _FLOAT_TYPES:
+        return None
+    a, b = (align(v, i, node.rank) for v, i in zip(args, node.inputs, strict=True))
+    if a.dtype != out.dtype or b.dtype != out.dtype:
+        return None
+    uf(a, b, out=out)
+    return out
+
+
+def map_into(node: Node, args: list[Array], out: Array) -> Array | None:
+    f = _UNARY_INTO.get(node.attrs["fn"])
+    (x,) = args
+    if f is None or out.dtype not in _FLOAT_TYPES or x.dtype != out.dtype:
+        return None
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        return f(x, out)
+
+
+def concat_into(node: Node, args: list[Array], out: Array) -> Array | None:
+    n = out.shape[0]
+    parts = [a if i.per_document else np.broadcast_to(a, (n, *a.shape)) for a, i in zip(args, node.inputs,
+                                                                                    strict=True)]
+    if any(p.dtype != out.dtype for p in parts):
+        return None
+    np.concatenate(parts, axis=node.attrs["axis"] + 1, out=out)
+    return out
+
+
+INTO: dict[Op, Callable[[Node, list[Array], Array], Array | None]] = {
+    Op.MATMUL: matmul_into,
+    Op.JOIN: join_into,
+    Op.MAP: map_into,
+    Op.CONCAT: concat_into,
+}

@@ -1,0 +1,210 @@
+"""Resident shards: a document type's attribute fields as dense columns on the backend's device.
+
+Per attribute field one column `[capacity, *shape]` of the field's cell type (unset values
+are zeros), a host array of document ids, a host validity mask and a document-id -> row
+map. Rows `[0, n)` are in use.
+
+Consistency, RCU style: ranking reads `shard.view()`, an immutable snapshot published by
+one reference assignment, and takes no lock. The writer never changes a row that a
+published snapshot can see:
+  - a put or an update appends the document's new version at row n and beyond, then marks
+    the old row dead in the writer's own mask;
+  - a snapshot holds views `[:n]` of the columns and ids and its own copy of the mask, so
+    rows appended later, and later tombstones, are invisible to it;
+  - growth and compaction write into new columns and leave the old ones to the snapshots
+    that still use them (freed when the last such snapshot goes).
+So a query sees every document as of one moment, each whole, and never a half-written row.
+On a GPU backend the column writes and the ranking kernels are ordered on the same stream.
+
+Removals are tombstones. Live rows are compacted into fresh columns when the dead rows
+reach a quarter of the used rows (and at least 1024), or when the columns are full; the
+capacity doubles when more than three quarters would be in use afterwards. Each
+compaction follows at least n/4 removals or replacements, or n/4 appends, so copying
+costs O(1) per operation amortised.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from server.ranking import ShardView
+from server.store.values import FieldSpec, Value
+from tensor_ir.backend import Backend
+
+MIN_DEAD_TO_COMPACT = 1024
+
+
+def capacity_for(rows: int, initial: int) -> int:
+    """The capacity for `rows` rows: `initial` doubled until they fill at most three quarters of it."""
+    cap = max(1, initial)
+    while rows > cap * 3 // 4:
+        cap *= 2
+    return cap
+
+
+class Snapshot:
+    """One published state of a shard. Never changes after it is published."""
+
+    __slots__ = ("_index", "columns", "documents", "ids", "live", "version")
+
+    def __init__(self, version: int, ids: npt.NDArray[np.object_], columns: dict[str, Any],
+                 live: npt.NDArray[np.bool_], documents: int) -> None:
+        self.version = version
+        self.ids = ids
+        self.columns = columns
+        self.live = live
+        self.documents = documents
+        self._index: dict[str, int] | None = None
+
+    @property
+    def rows(self) -> int:
+        return len(self.ids)
+
+    def view(self) -> ShardView:
+        return ShardView(self.ids, self.columns, self.live)
+
+    def row_of(self, doc_id: str) -> int | None:
+        """The live row holding `doc_id` in this snapshot (the index is built on first use)."""
+        if self._index is None:
+            rows = np.flatnonzero(self.live)
+            self._index = dict(zip(self.ids[rows].tolist(), rows.tolist()))
+        return self._index.get(doc_id)
+
+
+class Shard:
+    def __init__(self, doctype: str, fields: Sequence[FieldSpec], backend: Backend,
+                 initial_capacity: int = 1024) -> None:
+        self.doctype = doctype
+        self.fields = [f for f in fields if f.attribute]
+        self.backend = backend
+        self._initial = max(1, initial_capacity)
+        self._lock = threading.Lock()  # one writer at a time; readers never take it
+        self._version = 0
+        self._reset(self._initial)
+        self._publish()
+
+    # ------------------------------------------------------------------ reading
+
+    def view(self) -> ShardView:
+        """What ranking reads: a consistent snapshot of the shard."""
+        return self._snapshot.view()
+
+    def snapshot(self) -> Snapshot:
+        return self._snapshot
+
+    @property
+    def documents(self) -> int:
+        return self._snapshot.documents
+
+    @property
+    def capacity(self) -> int:
+        return self._cap
+
+    @property
+    def dead(self) -> int:
+        return self._dead
+
+    # ------------------------------------------------------------------ writing
+
+    def load(self, ids: Sequence[str], host_columns: Mapping[str, npt.NDArray[Any]]) -> None:
+        """Replace the contents with `ids` and their rows of `host_columns` (leading axis: the capacity)."""
+        with self._lock:
+            n = len(ids)
+            cap = max([self._initial, n, *(len(host_columns[f.name]) for f in self.fields)])
+            self._reset(cap, allocate=False)
+            for f in self.fields:
+                host = host_columns[f.name]
+                if len(host) != cap or host.shape[1:] != f.shape or host.dtype != f.dtype:
+                    raise ValueError(f"column {f.name}: expected [{cap}, *{list(f.shape)}] {f.dtype}, got "
+                                     f"{list(host.shape)} {host.dtype}")
+                self._cols[f.name] = self.backend.asarray(host)
+            self._ids[:n] = np.array(ids, dtype=object)
+            self._live[:n] = True
+            self._rows = dict(zip(ids, range(n)))
+            if len(self._rows) != n:
+                raise ValueError("document ids repeat")
+            self._n = n
+            self._publish()
+
+    def apply(self, puts: Sequence[tuple[str, Mapping[str, Value]]], removes: Sequence[str] = ()) -> None:
+        """Remove `removes`, then put each (id, fields) of `puts` (a new version of the document), and publish."""
+        with self._lock:
+            for doc_id in removes:
+                r = self._rows.pop(doc_id, None)
+                if r is not None:
+                    self._live[r] = False
+                    self._dead += 1
+            if puts:
+                if len({p[0] for p in puts}) != len(puts):  # the last version of an id wins
+                    puts = list(dict(puts).items())
+                self._append(puts)
+            if self._dead >= max(MIN_DEAD_TO_COMPACT, self._n // 4):
+                self._reallocate(self._n - self._dead)
+            self._publish()
+
+    def compact(self) -> None:
+        with self._lock:
+            if self._dead:
+                self._reallocate(self._n - self._dead)
+                self._publish()
+
+    def _append(self, puts: Sequence[tuple[str, Mapping[str, Value]]]) -> None:
+        k = len(puts)
+        if self._n + k > self._cap:
+            self._reallocate(self._n - self._dead + k)
+        n = self._n
+        rows, live = self._rows, self._live
+        for j, (doc_id, _) in enumerate(puts):
+            old = rows.get(doc_id)
+            if old is not None:
+                live[old] = False
+                self._dead += 1
+            rows[doc_id] = n + j
+        self._ids[n:n + k] = np.array([p[0] for p in puts], dtype=object)
+        for f in self.fields:
+            zero = f.zeros()
+            name = f.name
+            block = np.stack([s.get(name, zero) for _, s in puts])
+            self._cols[name][n:n + k] = self.backend.asarray(block)
+        live[n:n + k] = True
+        self._n = n + k
+
+    def _reallocate(self, needed: int) -> None:
+        cap = capacity_for(needed, max(self._initial, self._cap))
+        n = self._n
+        keep = np.flatnonzero(self._live[:n])
+        m = len(keep)
+        old_cols, old_ids = self._cols, self._ids
+        self._reset(cap)
+        if m:
+            idx = self.backend.asarray(keep) if m != n else None
+            for f in self.fields:
+                old = old_cols[f.name]
+                self._cols[f.name][:m] = old[:n] if idx is None else old[idx]
+            self._ids[:m] = old_ids[keep]
+            self._live[:m] = True
+            self._rows = dict(zip(self._ids[:m].tolist(), range(m)))
+        self._n = m
+
+    def _reset(self, cap: int, allocate: bool = True) -> None:
+        self._cap = cap
+        self._n = 0
+        self._dead = 0
+        self._ids: npt.NDArray[np.object_] = np.empty(cap, dtype=object)
+        self._live: npt.NDArray[np.bool_] = np.zeros(cap, dtype=np.bool_)
+        self._rows: dict[str, int] = {}
+        self._cols: dict[str, Any] = {}
+        if allocate:
+            for f in self.fields:
+                self._cols[f.name] = self.backend.asarray(np.zeros((cap, *f.shape), dtype=f.dtype))
+
+    def _publish(self) -> None:
+        n = self._n
+        self._version += 1
+        self._snapshot = Snapshot(self._version, self._ids[:n], {name: col[:n] for name, col in self._cols.items()},
+                                  self._live[:n].copy(), n - self._dead)
