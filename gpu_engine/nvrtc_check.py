@@ -11,10 +11,14 @@ CUDA toolkit); `unavailable()` says why not when they are missing.
 
 from __future__ import annotations
 
+import concurrent.futures
+import hashlib
 import logging
+import multiprocessing
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -97,8 +101,9 @@ def cupy_code(src: KernelSource, ndim: int, out_ndim: int | None = None) -> str:
 
     in_infos = []
     for p, t in zip(src.in_params.split(","), in_types, strict=True):
-        # leaves arrive as broadcast views (not contiguous); the extra scalar is a scalar
-        in_infos.append(scalar_arg(t) if p.split()[-1] == "_tr_nocub" else array(t, ndim, False))
+        # leaves arrive as broadcast views (not contiguous, unless 0-d); the extra scalar
+        # is a scalar
+        in_infos.append(scalar_arg(t) if p.split()[-1] == "_tr_nocub" else array(t, ndim, ndim == 0))
     _, _, type_map = kernel._decide_params_type(in_params, out_params, in_types, out_types)
     if src.kind == "elementwise":
         params = in_params + out_params + kernel._get_param_info("CIndexer _ind", False)
@@ -192,18 +197,72 @@ def _batch_unit(kind: str, codes: Sequence[str], headers: tuple[str, ...]) -> st
     return "".join(parts)
 
 
+def _compile_chunk(kind: str, headers: tuple[str, ...], chunk: list[tuple[str, str]], arch: str,
+                   cache_dir: str | None) -> tuple[int, list[tuple[str, str]]]:
+    """Compile one unit (or its kernels one by one if it fails): (units used, failures)."""
+    if len(chunk) == 1:
+        source = full_source(chunk[0][1])
+    else:
+        source = full_source(_batch_unit(kind, [code for _, code in chunk], headers))
+    stamp = None
+    if cache_dir is not None:
+        key = "\0".join((source, arch, *compiler_options(arch), repr(_nvrtc_version())))
+        stamp = Path(cache_dir) / hashlib.blake2b(key.encode(), digest_size=16).hexdigest()
+        if stamp.exists():
+            return 0, []
+    try:
+        compile_code(source, arch, name=f"{chunk[0][0]}.cu")
+        if stamp is not None:
+            stamp.parent.mkdir(parents=True, exist_ok=True)
+            stamp.write_text(chunk[0][0])
+        return 1, []
+    except NvrtcError as e:
+        if len(chunk) == 1:
+            return 1, [(chunk[0][0], e.log_text)]
+    log.info("a unit of %d %s kernels failed; compiling them one by one", len(chunk), kind)
+    units, failures = 1, []
+    for item in chunk:
+        u, f = _compile_chunk(kind, headers, [item], arch, None)
+        units += u
+        failures += f
+    return units, failures
+
+
+def _nvrtc_version() -> tuple[int, int]:
+    from cupy.cuda import nvrtc
+
+    major, minor = nvrtc.getVersion()
+    return int(major), int(minor)
+
+
 def compile_kernels(
     kernels: Iterable[tuple[KernelSource, int, int | None]],
     arch: str = DEFAULT_ARCH,
     batch: int = 48,
+    workers: int = 1,
+    cache_dir: str | None = None,
+    all_ranks: bool = False,
 ) -> CompileReport:
-    """Compile each distinct kernel (at the ranks given) as CuPy would. With batch > 1,
-    kernels share translation units (see _batch_unit); a unit that fails is compiled
-    again kernel by kernel, so failures name their kernels. Failures are collected."""
+    """Compile each distinct kernel (at the ranks given) as CuPy would and collect failures.
+
+    With batch > 1, kernels share translation units (see _batch_unit); a unit that fails
+    is compiled again kernel by kernel, so failures name their kernels. `workers` > 1
+    compiles units in that many processes. With `cache_dir`, a unit that compiled before
+    with the same source, options and NVRTC is not compiled again (success is a pure
+    function of those). Each kernel is compiled at one of the ranks it is launched with
+    (and at rank 0 if it is launched with that), unless `all_ranks`."""
     report = CompileReport()
     groups: dict[tuple[str, tuple[str, ...]], list[tuple[str, str]]] = {}
     seen: set[str] = set()
+    ranks_seen: set[tuple[str, bool, bool]] = set()
     for src, ndim, out_ndim in kernels:
+        if not all_ranks:
+            # the rank only changes template arguments of CuPy's CArray/CIndexer, except
+            # that 0-d arrays have their own specialisation
+            key = (src.name, ndim == 0, out_ndim == 0)
+            if key in ranks_seen:
+                continue
+            ranks_seen.add(key)
         code = cupy_code(src, ndim, out_ndim)
         if code in seen:
             continue
@@ -211,23 +270,29 @@ def compile_kernels(
         headers = tuple(sorted(set(_HEADER_RE.findall(code))))
         groups.setdefault((src.kind, headers), []).append((src.name, code))
     report.kernels = len(seen)
+    size = max(batch, 1)
+    jobs: list[tuple[str, tuple[str, ...], list[tuple[str, str]]]] = []
     for (kind, headers), items in groups.items():
-        for start in range(0, len(items), max(batch, 1)):
-            chunk = items[start:start + max(batch, 1)]
-            if len(chunk) > 1:
-                unit = _batch_unit(kind, [code for _, code in chunk], headers)
-                report.units += 1
-                try:
-                    compile_code(full_source(unit), arch, name=f"batch_{kind}_{start}.cu")
-                    continue
-                except NvrtcError:
-                    log.info("a batch of %d %s kernels failed; compiling them one by one", len(chunk), kind)
-            for name, code in chunk:
-                report.units += 1
-                try:
-                    compile_code(full_source(code), arch, name=f"{name}.cu")
-                except NvrtcError as e:
-                    report.failures.append((name, e.log_text))
+        # one kernel can appear at several ranks under one name: a unit holds each name once
+        chunks: list[list[tuple[str, str]]] = []
+        for item in items:
+            for chunk in chunks:
+                if len(chunk) < size and all(item[0] != other for other, _ in chunk):
+                    chunk.append(item)
+                    break
+            else:
+                chunks.append([item])
+        jobs += [(kind, headers, chunk) for chunk in chunks]
+    if workers > 1 and len(jobs) > 1:
+        ctx = multiprocessing.get_context("fork")
+        with concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            results = list(pool.map(_compile_chunk, *zip(*jobs, strict=True), [arch] * len(jobs),
+                                    [cache_dir] * len(jobs)))
+    else:
+        results = [_compile_chunk(kind, headers, chunk, arch, cache_dir) for kind, headers, chunk in jobs]
+    for units, failures in results:
+        report.units += units
+        report.failures += failures
     return report
 
 

@@ -171,7 +171,7 @@ class Ranker:
                     h.match_features[f.name] = values[j]
         res = RankResult(result_hits, int(scores.size), int(shard.size))
         if all_scores:
-            res.scored_ids = [str(shard.ids[r]) for r in row_ids]
+            res.scored_ids = [str(shard.ids[int(r)]) for r in row_ids]
             res.scores = scores
         return res
 

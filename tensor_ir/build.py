@@ -13,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from tensor_ir.dtypes import CellType
-from tensor_ir.errors import IRError
+from tensor_ir.errors import IRError as IRError  # re-exported: converters raise build.IRError
 from tensor_ir.ir import (
     BINARY_FUNCTIONS,
     COMPARISONS,

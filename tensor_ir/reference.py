@@ -219,7 +219,7 @@ def _k_cast(node: Node, args: list[Array], n: int) -> Array:
         if to in _SATURATING_FLOAT8 and node.attrs["saturate"] and not src.is_bool:
             # clip before rounding: values that would round past the largest finite
             # value (and +-inf) become +-max; NaN stays NaN
-            fi = ml_dtypes.finfo(to.np_dtype)
+            fi = ml_dtypes.finfo(to.np_dtype)  # type: ignore[no-untyped-call]
             if value.dtype.kind != "f":
                 value = value.astype(np.float64)  # exact for every int up to 32 bits
             elif value.dtype.itemsize < 4:
@@ -228,27 +228,36 @@ def _k_cast(node: Node, args: list[Array], n: int) -> Array:
         return np.asarray(value).astype(to.np_dtype)
 
 
+_E8M0_MIN = 2.0**-127
+_E8M0_MAX = 2.0**127
+
+
 def _to_e8m0(f: Array, saturate: bool, round_mode: str) -> Array:
-    """float32 -> float8e8m0 (a bare power-of-two exponent) by the exponent bits of `f`."""
-    bits = f.view(np.uint32)
-    exponent = ((bits >> 23) & 0xFF).astype(np.uint16)
-    special = exponent == 0xFF  # inf or NaN
+    """float32 -> float8e8m0, the power of two 2^(code - 127) for codes 0..254 (255 is NaN).
+
+    Inside [2^-127, 2^127] the value's binary exponent is rounded up, down, or to the
+    nearer power (halfway, 1.5 * 2^e, goes up). Outside it (zero, negatives and subnormals
+    below 2^-127 included) a saturating cast gives the nearer end and a non-saturating one
+    NaN, as the spec's table and onnxruntime have it (the ONNX reference reads exponent
+    bits instead, and gets subnormals and out-of-range non-saturating casts wrong)."""
+    x = f.astype(np.float64)
+    mant, exp = np.frexp(np.where((x > 0) & np.isfinite(x), x, 1.0))  # x = mant * 2^exp, mant in [0.5, 1)
+    e = exp.astype(np.int64) - 1
+    m = mant * 2.0
     if round_mode == "up":
-        inc = (bits & 0x7FFFFF) != 0
+        e += m > 1.0
     elif round_mode == "nearest":
-        guard = (bits & 0x400000) != 0
-        rest = (bits & 0x3FFFFF) != 0
-        inc = guard & (rest | (exponent > 0))
-    else:  # down: the exponent itself
-        inc = np.zeros(bits.shape, dtype=bool)
-    inc &= ~special
+        e += m >= 1.5
+    code = e + 127
+    low = ~(x >= _E8M0_MIN)  # NaN too; overridden below
+    high = x > _E8M0_MAX
     if saturate:
-        inc &= exponent != 0xFE
-    out = (exponent + inc.astype(np.uint16)).astype(np.uint8)
-    if saturate:
-        # saturating casts send +-inf to the largest exponent; NaN stays NaN
-        out = np.where(np.isinf(f), np.uint8(0xFE), out)
-    return out.view(ml_dtypes.float8_e8m0fnu)
+        code = np.where(low, 0, np.where(high, 254, np.minimum(code, 254)))
+    else:
+        code = np.where(low | high | (code > 254), 255, code)
+    code = np.where(np.isnan(x), 255, code)
+    result: Array = code.astype(np.uint8).view(ml_dtypes.float8_e8m0fnu)
+    return result
 
 
 def _k_reduce(node: Node, args: list[Array], n: int) -> Array:
@@ -360,7 +369,7 @@ def _k_slice(node: Node, args: list[Array], n: int) -> Array:
     return x[tuple(idx)]
 
 
-_NP_PAD = {"constant": "constant", "reflect": "reflect", "edge": "edge", "wrap": "wrap"}
+_NP_PAD: dict[str, Any] = {"constant": "constant", "reflect": "reflect", "edge": "edge", "wrap": "wrap"}
 
 
 def _k_pad(node: Node, args: list[Array], n: int) -> Array:
@@ -375,7 +384,8 @@ def _k_pad(node: Node, args: list[Array], n: int) -> Array:
     mode = node.attrs["mode"]
     if mode == "constant":
         return np.pad(x, pos, mode="constant", constant_values=node.attrs["value"])
-    return np.pad(x, pos, mode=_NP_PAD[mode])
+    padded: Array = np.pad(x, pos, mode=_NP_PAD[mode])
+    return padded
 
 
 def _norm_indices(idx: Array, dim: int, what: str) -> Array:
@@ -415,9 +425,11 @@ def _k_gather_elements(node: Node, args: list[Array], n: int) -> Array:
     ix, ii = node.inputs
     ax = node.attrs["axis"]
     idx = _norm_indices(idx, ix.shape[ax], "gather_elements")
+    # indices may be smaller than the data off the axis: only that corner of the data is read
+    corner = tuple(slice(None) if a == ax else slice(0, d) for a, d in enumerate(ii.shape))
     if not node.per_document:
-        return np.take_along_axis(x, idx, axis=ax)
-    xb = x if ix.per_document else x[None]
+        return np.take_along_axis(x[corner], idx, axis=ax)
+    xb = x[(slice(None), *corner)] if ix.per_document else x[corner][None]
     ib = idx if ii.per_document else idx[None]
     nd = _n(args, node)
     xb = np.broadcast_to(xb, (nd, *xb.shape[1:]))
@@ -448,7 +460,7 @@ def _gather_nd(x: Array, idx: Array, b: int) -> Array:
         raise EvaluationError("gather_nd index out of range")
     ir = np.where(ir < 0, ir + dims, ir)
     bidx = np.arange(nb).reshape(nb, 1)
-    out = xr[(bidx, *(ir[..., j] for j in range(k)))]
+    out: Array = xr[(bidx, *(ir[..., j] for j in range(k)))]
     return out.reshape((*idx.shape[:-1], *x.shape[b + k:]))
 
 
@@ -468,7 +480,7 @@ def _k_scatter_elements(node: Node, args: list[Array], n: int) -> Array:
         upd = with_doc_axis(upd, iu, nd)
         ax += 1
     out = np.array(x, copy=True)
-    grid = list(np.indices(idx.shape, sparse=True))
+    grid: list[Any] = list(np.indices(idx.shape, sparse=True))
     grid[ax] = idx
     full = tuple(grid)
     if red == "none":
@@ -484,6 +496,8 @@ def _k_scatter_nd(node: Node, args: list[Array], n: int) -> Array:
     red = node.attrs["reduction"]
     idx = idx.astype(np.int64)
     dims = np.array(ix.shape[: idx.shape[-1]], dtype=np.int64)
+    if idx.size and ((idx < -dims) | (idx >= dims)).any():
+        raise EvaluationError("scatter_nd index out of range")
     idx = np.where(idx < 0, idx + dims, idx)
     if node.per_document:
         nd = _n(args, node)
@@ -508,10 +522,17 @@ def _k_topk(node: Node, args: list[Array], n: int) -> Array:
     (x,) = args
     src = node.inputs[0]
     ax = node.attrs["axis"] + _off(src)
-    key = x.astype(np.float64) if x.dtype.kind != "f" or x.dtype.itemsize < 4 else x
-    if node.attrs["largest"]:
-        key = -key
-    order = np.argsort(key, axis=ax, kind="stable")
+    largest = node.attrs["largest"]
+    if x.dtype.kind in "iu":
+        # ~v reverses the order exactly; float64 keys would merge neighbouring 64-bit ints
+        order = np.argsort(np.invert(x) if largest else x, axis=ax, kind="stable")
+    else:
+        key = x if x.dtype.kind == "f" and x.dtype.itemsize >= 4 else x.astype(np.float64)
+        if largest:
+            # NaN ranks above every number, as in onnxruntime; stable sorts keep ties in index order
+            order = np.lexsort((-key, ~np.isnan(key)), axis=ax)
+        else:
+            order = np.argsort(key, axis=ax, kind="stable")
     return np.take(order, np.arange(node.attrs["k"]), axis=ax).astype(np.int64)
 
 

@@ -16,7 +16,8 @@ _REPLAY: dict[Op, Callable[[Node], Node]] = {
     Op.MAP: lambda n: build.map_(n.attrs["fn"], n.inputs[0]),
     Op.JOIN: lambda n: build.join(n.attrs["fn"], n.inputs[0], n.inputs[1]),
     Op.SELECT: lambda n: build.select(n.inputs[0], n.inputs[1], n.inputs[2]),
-    Op.CAST: lambda n: build.cast(n.inputs[0], CellType[n.attrs["to"]], n.attrs["saturate"]),
+    Op.CAST: lambda n: build.cast(n.inputs[0], CellType[n.attrs["to"]], n.attrs["saturate"],
+                                  round_mode=n.attrs.get("round_mode", "up")),
     Op.REDUCE: lambda n: build.reduce(n.inputs[0], n.attrs["agg"], n.attrs["axes"], n.attrs["keepdims"]),
     Op.ARG_REDUCE: lambda n: build.arg_reduce(
         n.inputs[0], n.attrs["agg"], n.attrs["axis"], n.attrs["keepdims"], n.attrs["last"]

@@ -18,6 +18,7 @@ import onnx
 
 from server.application.errors import SchemaError
 from server.application.sd_parser import ConstantRef, SchemaDef, parse_schema
+from tensor_ir.expr.ast import Expr
 from tensor_ir.expr.errors import Location, RankingError
 from tensor_ir.expr.profile import CompiledProfile, ProfileDef, compile_profile, vespa_identifier
 from tensor_ir.expr.tensor_json import TensorValueError, tensor_from_json
@@ -150,6 +151,7 @@ class _Loader:
         if name in seen:
             raise SchemaError(f"rank profile inheritance cycle: {' -> '.join((*seen, name))}", p.loc)
         merged = ProfileDef(name, p.loc)
+        # with several parents, a later one adds to and overrides what earlier ones give
         for parent in p.inherits:
             if parent == "default" and parent not in sd.profiles:
                 continue
@@ -158,11 +160,13 @@ class _Loader:
             merged.inputs.update(base.inputs)
             merged.constants.update(base.constants)
             merged.onnx_models.update(base.onnx_models)
-            merged.first_phase = base.first_phase or merged.first_phase
-            merged.second_phase = base.second_phase or merged.second_phase
-            merged.rerank_count = base.rerank_count
-            merged.match_features = list(base.match_features)
-            merged.summary_features = list(base.summary_features)
+            if base.first_phase is not None:
+                merged.first_phase = base.first_phase
+            if base.second_phase is not None:
+                merged.second_phase = base.second_phase
+                merged.rerank_count = base.rerank_count
+            merged.match_features = _union(merged.match_features, base.match_features)
+            merged.summary_features = _union(merged.summary_features, base.summary_features)
         merged.functions.update(p.functions)
         merged.inputs.update(p.inputs)
         merged.constants.update(p.constants)
@@ -174,10 +178,8 @@ class _Loader:
         if p.second_phase is not None:
             merged.second_phase = p.second_phase
             merged.rerank_count = p.rerank_count
-        if p.match_features:
-            merged.match_features = merged.match_features + list(p.match_features)
-        if p.summary_features:
-            merged.summary_features = merged.summary_features + list(p.summary_features)
+        merged.match_features = _union(merged.match_features, p.match_features)
+        merged.summary_features = _union(merged.summary_features, p.summary_features)
         return replace(merged)
 
     def _compile(self, schema: Schema) -> None:
@@ -196,3 +198,9 @@ class _Loader:
                 raise
             except RankingError as e:
                 raise SchemaError(f"rank profile '{name}': {e.message}", e.location) from None
+
+
+def _union(first: list[tuple[str, Expr]], more: list[tuple[str, Expr]]) -> list[tuple[str, Expr]]:
+    """Features of a profile and its parents: each once, in order of appearance."""
+    seen = {text for text, _ in first}
+    return [*first, *((t, e) for t, e in more if t not in seen)]

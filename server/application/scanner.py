@@ -21,6 +21,11 @@ class Scanner:
     def loc(self) -> Location:
         return Location(self.file, self.line, self.col)
 
+    def here(self) -> Location:
+        """Where the next word starts (past white space and comments)."""
+        self.skip()
+        return self.loc()
+
     def error(self, message: str, loc: Location | None = None) -> SchemaError:
         return SchemaError(message, loc or self.loc())
 

@@ -64,11 +64,11 @@ def parse_schema(text: str, file: str) -> SchemaDef:
 
 def _parse_schema(text: str, file: str) -> SchemaDef:
     s = Scanner(text, file)
-    loc = s.loc()
+    loc = s.here()
     kw = s.word("'schema'")
     if kw not in ("schema", "search"):
         raise s.error(f"expected 'schema', found '{kw}'", loc)
-    name_loc = s.loc()
+    name_loc = s.here()
     name = s.word("the schema name")
     schema = SchemaDef(name, file, name_loc)
     if s.peek_word() == "inherits":
@@ -77,7 +77,7 @@ def _parse_schema(text: str, file: str) -> SchemaDef:
     while not s.accept("}"):
         if s.at_end():
             raise s.error("missing '}' at the end of the schema")
-        item_loc = s.loc()
+        item_loc = s.here()
         kw = s.word("a schema element")
         if kw == "document":
             _document(s, schema)
@@ -107,7 +107,7 @@ def _parse_schema(text: str, file: str) -> SchemaDef:
 
 
 def _document(s: Scanner, schema: SchemaDef) -> None:
-    loc = s.loc()
+    loc = s.here()
     doc = s.word("the document type name")
     if doc != schema.name:
         raise s.error(f"document type '{doc}' must be named like its schema '{schema.name}'", loc)
@@ -118,7 +118,7 @@ def _document(s: Scanner, schema: SchemaDef) -> None:
     while not s.accept("}"):
         if s.at_end():
             raise s.error("missing '}' at the end of the document")
-        kw_loc = s.loc()
+        kw_loc = s.here()
         kw = s.word("'field'")
         if kw != "field":
             raise s.error(f"expected 'field' in the document, found '{kw}'", kw_loc)
@@ -129,9 +129,9 @@ def _document(s: Scanner, schema: SchemaDef) -> None:
 
 
 def _field(s: Scanner) -> FieldDef:
-    loc = s.loc()
+    loc = s.here()
     name = s.word("the field name")
-    kw_loc = s.loc()
+    kw_loc = s.here()
     if s.word("'type'") != "type":
         raise s.error("expected 'type' after the field name", kw_loc)
     type_text, type_loc = s.raw(stop_at_newline=False, stops="{")
@@ -157,7 +157,7 @@ def _field(s: Scanner) -> FieldDef:
     while not s.accept("}"):
         if s.at_end():
             raise s.error(f"missing '}}' at the end of field '{name}'")
-        prop_loc = s.loc()
+        prop_loc = s.here()
         prop = s.word("a field property")
         s.expect(":", f"after '{prop}'")
         value, vloc = s.raw(stop_at_newline=True)
@@ -179,7 +179,7 @@ def _field(s: Scanner) -> FieldDef:
 
 
 def _onnx_model(s: Scanner) -> OnnxModelDef:
-    loc = s.loc()
+    loc = s.here()
     name = s.word("the onnx-model name")
     s.expect("{", "to open the onnx-model")
     file = ""
@@ -188,7 +188,7 @@ def _onnx_model(s: Scanner) -> OnnxModelDef:
     while not s.accept("}"):
         if s.at_end():
             raise s.error(f"missing '}}' at the end of onnx-model '{name}'")
-        kw_loc = s.loc()
+        kw_loc = s.here()
         kw = s.word("file, input or output")
         if kw == "file":
             s.expect(":")
@@ -218,14 +218,14 @@ def _onnx_model(s: Scanner) -> OnnxModelDef:
 
 
 def _constant_file(s: Scanner) -> ConstantRef:
-    loc = s.loc()
+    loc = s.here()
     name = s.word("the constant name")
     s.expect("{", "to open the constant")
     file, type_ = "", None
     while not s.accept("}"):
         if s.at_end():
             raise s.error(f"missing '}}' at the end of constant '{name}'")
-        kw_loc = s.loc()
+        kw_loc = s.here()
         kw = s.word("file or type")
         s.expect(":")
         value, vloc = s.raw(stop_at_newline=True)
@@ -257,7 +257,7 @@ def _expression(s: Scanner) -> Expr:
 
 
 def _profile(s: Scanner, schema: SchemaDef) -> ProfileDef:
-    loc = s.loc()
+    loc = s.here()
     name = s.word("the rank profile name")
     p = ProfileDef(name, loc)
     if s.peek_word() == "inherits":
@@ -269,7 +269,7 @@ def _profile(s: Scanner, schema: SchemaDef) -> ProfileDef:
     while not s.accept("}"):
         if s.at_end():
             raise s.error(f"missing '}}' at the end of rank profile '{name}'")
-        kw_loc = s.loc()
+        kw_loc = s.here()
         kw = s.word("a rank profile element")
         if kw in ("function", "macro"):
             fn = _function(s)
@@ -299,7 +299,7 @@ def _profile(s: Scanner, schema: SchemaDef) -> ProfileDef:
 
 
 def _function(s: Scanner) -> FunctionDef:
-    loc = s.loc()
+    loc = s.here()
     name = s.word("the function name")
     if name.startswith("inline"):
         name = s.word("the function name")
@@ -315,7 +315,7 @@ def _function(s: Scanner) -> FunctionDef:
     while not s.accept("}"):
         if s.at_end():
             raise s.error(f"missing '}}' at the end of function '{name}'")
-        kw_loc = s.loc()
+        kw_loc = s.here()
         kw = s.word("'expression'")
         if kw != "expression":
             raise s.error(f"expected 'expression' or '}}' in function '{name}' (opened at {loc.line}:{loc.column}), "
@@ -329,17 +329,17 @@ def _function(s: Scanner) -> FunctionDef:
 def _phase(s: Scanner, p: ProfileDef, second: bool) -> Expr:
     s.expect("{")
     expr: Expr | None = None
-    loc = s.loc()
+    loc = s.here()
     while not s.accept("}"):
         if s.at_end():
             raise s.error("missing '}' at the end of the phase")
-        kw_loc = s.loc()
+        kw_loc = s.here()
         kw = s.word("'expression'")
         if kw == "expression":
             expr = _expression(s)
         elif kw == "rerank-count" and second:
             s.expect(":")
-            vloc = s.loc()
+            vloc = s.here()
             text = s.word("a number")
             try:
                 n = int(text.strip())
@@ -401,7 +401,7 @@ def _inputs(s: Scanner, p: ProfileDef) -> None:
     while not s.accept("}"):
         if s.at_end():
             raise s.error("missing '}' at the end of inputs")
-        loc = s.loc()
+        loc = s.here()
         text, _ = s.raw(stop_at_newline=True)
         name, type_, default = _typed_declaration(text, loc, "query")
         p.inputs[name] = QueryInput(name, type_, default, loc)
@@ -412,7 +412,7 @@ def _constants(s: Scanner, p: ProfileDef, schema: SchemaDef) -> None:
     while not s.accept("}"):
         if s.at_end():
             raise s.error("missing '}' at the end of constants")
-        loc = s.loc()
+        loc = s.here()
         text, _ = s.raw(stop_at_newline=True)
         if "file:" in text:
             head, _, path = text.partition("file:")

@@ -65,6 +65,7 @@ class Durable:
     def _connect(self) -> sqlite3.Connection:
         try:
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA page_size=16384")  # takes effect only while the database is empty
             mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if str(mode).lower() != "wal":
                 conn.close()
@@ -129,16 +130,12 @@ class Durable:
         row = self._conn.execute(self._sql[dt.name][2], (doc_id,)).fetchone()
         return None if row is None else _decode(dt, row)
 
-    def write(self, dt: DocType, puts: Sequence[tuple[str, Mapping[str, Value]]], removes: Sequence[str]) -> None:
+    def write(self, dt: DocType, rows: Sequence[tuple[Any, ...]], removes: Sequence[str]) -> None:
+        """Store documents as rows (id, *stored values in field order) and delete `removes`."""
         insert, delete, _ = self._sql[dt.name]
-        specs = list(dt.fields.values())
         if removes:
             self._conn.executemany(delete, [(i,) for i in removes])
-        if puts:
-            rows = []
-            for doc_id, state in puts:
-                get = state.get
-                rows.append((doc_id, *[s.encode(get(s.name)) for s in specs]))
+        if rows:
             self._conn.executemany(insert, rows)
 
     # ------------------------------------------------------------------ reading

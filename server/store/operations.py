@@ -18,11 +18,11 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
-from server.store.docid import DocumentId, parse_document_id
+from server.store.docid import VALID_ID, parse_document_id
 from server.store.errors import FeedError
-from server.store.values import DocType, FieldSpec, FieldValueError, Value
+from server.store.values import Array, DocType, FieldSpec, FieldValueError, Value
 
 ARITHMETIC = ("increment", "decrement", "multiply", "divide")
 _KEYS = {
@@ -35,13 +35,10 @@ _UPDATE_OPS = "assign, modify, increment, decrement, multiply or divide"
 
 @dataclass(slots=True)
 class Put:
-    doc_id: DocumentId
+    doc_id: str
     doctype: DocType
     fields: dict[str, Value]  # the fields given a value; the others are unset
-
-    @property
-    def kind(self) -> str:
-        return "put"
+    kind: ClassVar[str] = "put"
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,15 +50,12 @@ class Modify:
 
 @dataclass(slots=True)
 class Update:
-    doc_id: DocumentId
+    doc_id: str
     doctype: DocType
     create: bool
     # (field, operation, argument): assign -> Value | None, arithmetic -> number, modify -> Modify
     steps: list[tuple[FieldSpec, str, Any]] = field(default_factory=list)
-
-    @property
-    def kind(self) -> str:
-        return "update"
+    kind: ClassVar[str] = "update"
 
     def apply(self, state: dict[str, Value] | None) -> dict[str, Value]:
         """The document after this update (state None: the document does not exist yet)."""
@@ -80,18 +74,16 @@ class Update:
                 else:
                     new[spec.name] = spec.arithmetic(new.get(spec.name), op, arg)
             except FieldValueError as e:
-                raise FeedError(str(e), self.doc_id.text, spec.name) from None
+                raise FeedError(str(e), self.doc_id, spec.name) from None
         return new
 
 
 @dataclass(slots=True)
 class Remove:
-    doc_id: DocumentId
+    doc_id: str
     doctype: DocType
-
-    @property
-    def kind(self) -> str:
-        return "remove"
+    kind: ClassVar[str] = "remove"
+    fields: ClassVar[None] = None  # a removed document has no fields
 
 
 Operation = Put | Update | Remove
@@ -106,8 +98,20 @@ def operation_id(obj: Any) -> str | None:
     return None
 
 
-def parse_operation(obj: Any, types: Mapping[str, DocType]) -> Operation:
-    """Check one operation against the schema; raises FeedError naming the id, field and problem."""
+def parse_operation(obj: Any, types: Mapping[str, DocType],
+                    unchecked: list[tuple[FieldSpec, Array]] | None = None) -> Operation:
+    """Check one operation against the schema; raises FeedError naming the id, field and problem.
+
+    `unchecked`: see FieldSpec.convert (only a put's fields are checked in bulk).
+    """
+    if obj.__class__ is dict and len(obj) == 2:  # the common case first: a put with no optional keys
+        raw, fields = obj.get("put"), obj.get("fields")
+        if raw.__class__ is str and fields.__class__ is dict:
+            m = VALID_ID.match(raw)
+            if m is not None and raw.isascii():
+                doctype = types.get(m.group(2))
+                if doctype is not None:
+                    return Put(raw, doctype, _put_fields(raw, doctype, fields, unchecked))
     if not isinstance(obj, Mapping):
         raise FeedError("an operation must be a JSON object with 'put', 'update' or 'remove'")
     kinds = [k for k in ("put", "update", "remove") if k in obj]
@@ -137,14 +141,14 @@ def parse_operation(obj: Any, types: Mapping[str, DocType]) -> Operation:
         if not isinstance(create, bool):
             raise FeedError(f"'create' must be true or false, got {create!r:.60}", did)
     if kind == "remove":
-        return Remove(doc_id, doctype)
+        return Remove(did, doctype)
     fields = obj.get("fields")
     if not isinstance(fields, Mapping):
         what = "is missing a 'fields' object" if fields is None else "has 'fields' that is not an object"
         raise FeedError(f"the {kind} operation {what}", did)
     if kind == "put":
-        return Put(doc_id, doctype, _put_fields(did, doctype, fields))
-    upd = Update(doc_id, doctype, create)
+        return Put(did, doctype, _put_fields(did, doctype, fields))
+    upd = Update(did, doctype, create)
     for name, ops in fields.items():
         spec = _field(did, doctype, str(name))
         if not isinstance(ops, Mapping) or not ops:
@@ -165,12 +169,14 @@ def _field(did: str, doctype: DocType, name: str) -> FieldSpec:
     raise FeedError(f"unknown field (document type '{doctype.name}' has fields: {known})", did, name)
 
 
-def _put_fields(did: str, doctype: DocType, fields: Mapping[str, Any]) -> dict[str, Value]:
+def _put_fields(did: str, doctype: DocType, fields: Mapping[str, Any],
+                unchecked: list[tuple[FieldSpec, Array]] | None = None) -> dict[str, Value]:
     out: dict[str, Value] = {}
+    specs = doctype.fields
     for name, value in fields.items():
-        spec = _field(did, doctype, str(name))
+        spec = specs.get(name) or _field(did, doctype, str(name))
         try:
-            v = spec.convert(value)
+            v = spec.convert(value, unchecked)
         except FieldValueError as e:
             raise FeedError(str(e), did, spec.name) from None
         if v is not None:

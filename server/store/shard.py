@@ -33,7 +33,7 @@ import numpy as np
 import numpy.typing as npt
 
 from server.ranking import ShardView
-from server.store.values import FieldSpec, Value
+from server.store.values import FieldSpec
 from tensor_ir.backend import Backend
 
 MIN_DEAD_TO_COMPACT = 1024
@@ -131,18 +131,20 @@ class Shard:
             self._n = n
             self._publish()
 
-    def apply(self, puts: Sequence[tuple[str, Mapping[str, Value]]], removes: Sequence[str] = ()) -> None:
-        """Remove `removes`, then put each (id, fields) of `puts` (a new version of the document), and publish."""
+    def apply(self, ids: Sequence[str], blocks: Mapping[str, npt.NDArray[Any]], removes: Sequence[str] = ()) -> None:
+        """Remove `removes`, then put new versions of the documents `ids`, and publish.
+
+        `blocks` holds for each attribute field the documents' values, `[len(ids), *shape]`
+        host arrays in the order of `ids`, which must not repeat.
+        """
         with self._lock:
             for doc_id in removes:
                 r = self._rows.pop(doc_id, None)
                 if r is not None:
                     self._live[r] = False
                     self._dead += 1
-            if puts:
-                if len({p[0] for p in puts}) != len(puts):  # the last version of an id wins
-                    puts = list(dict(puts).items())
-                self._append(puts)
+            if ids:
+                self._append(ids, blocks)
             if self._dead >= max(MIN_DEAD_TO_COMPACT, self._n // 4):
                 self._reallocate(self._n - self._dead)
             self._publish()
@@ -153,24 +155,27 @@ class Shard:
                 self._reallocate(self._n - self._dead)
                 self._publish()
 
-    def _append(self, puts: Sequence[tuple[str, Mapping[str, Value]]]) -> None:
-        k = len(puts)
+    def _append(self, ids: Sequence[str], blocks: Mapping[str, npt.NDArray[Any]]) -> None:
+        k = len(ids)
+        if len(set(ids)) != k:
+            raise ValueError("document ids repeat within one apply")
+        for f in self.fields:
+            b = blocks[f.name]
+            if b.shape != (k, *f.shape):
+                raise ValueError(f"block of {f.name}: expected shape {[k, *f.shape]}, got {list(b.shape)}")
         if self._n + k > self._cap:
             self._reallocate(self._n - self._dead + k)
         n = self._n
         rows, live = self._rows, self._live
-        for j, (doc_id, _) in enumerate(puts):
+        for j, doc_id in enumerate(ids, n):
             old = rows.get(doc_id)
             if old is not None:
                 live[old] = False
                 self._dead += 1
-            rows[doc_id] = n + j
-        self._ids[n:n + k] = np.array([p[0] for p in puts], dtype=object)
+            rows[doc_id] = j
+        self._ids[n:n + k] = np.array(ids, dtype=object)
         for f in self.fields:
-            zero = f.zeros()
-            name = f.name
-            block = np.stack([s.get(name, zero) for _, s in puts])
-            self._cols[name][n:n + k] = self.backend.asarray(block)
+            self._cols[f.name][n:n + k] = self.backend.asarray(blocks[f.name])
         live[n:n + k] = True
         self._n = n + k
 

@@ -23,6 +23,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -36,7 +37,7 @@ from server.store.durable import Durable
 from server.store.errors import FeedError, StoreError
 from server.store.operations import Operation, Put, Remove, Update, operation_id, parse_operation
 from server.store.shard import Shard, capacity_for
-from server.store.values import DocType, Value
+from server.store.values import Array, DocType, FieldSpec, Value, nonfinite
 from tensor_ir.backend import Backend
 from tensor_ir.expr.profile import FieldDef
 
@@ -49,7 +50,7 @@ DEFAULT_BATCH = 1024
 Schemas = Application | Mapping[str, Mapping[str, FieldDef]] | Mapping[str, DocType]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class FeedResult:
     """The outcome of one operation: `index` is its position in the feed, `request_id` the caller's name for it."""
 
@@ -114,7 +115,7 @@ class DocumentStore:
         path = Path(data_dir)
         try:
             path.mkdir(parents=True, exist_ok=True)
-            lock_file = open(path / LOCK, "wb")  # noqa: SIM115 - held open for the store's lifetime
+            lock_file = open(path / LOCK, "wb")  # held open (and locked) for the store's lifetime
         except OSError as e:
             raise StoreError(f"data directory {path}: {e.strerror or e}") from None
         try:
@@ -189,18 +190,26 @@ class DocumentStore:
     # ------------------------------------------------------------------ feeding
 
     def feed(self, ops: Iterable[Any], batch_size: int | None = None) -> Iterator[FeedResult]:
-        """Feed a stream of operations in batches; yields one result per operation, in order."""
+        """Feed a stream of operations in batches; yields one result per operation, in order.
+
+        Checking a batch overlaps with committing the one before it (SQLite runs without
+        the GIL), so a long feed uses both cores. A result is yielded only once its batch
+        has committed; a consumer that stops early may leave its last batch committed unseen.
+        """
         size = batch_size or self.batch_size
-        batch: list[Any] = []
-        start = 0
-        for op in ops:
-            batch.append(op)
-            if len(batch) >= size:
-                yield from self.feed_batch(batch, start=start)
+        with ThreadPoolExecutor(1, thread_name_prefix="tensorrank-feed") as writer:
+            inflight: Future[list[FeedResult]] | None = None
+            start = 0
+            for batch in _chunks(ops, size):
+                rids = [str(start + i) for i in range(len(batch))]
+                results: list[FeedResult | None] = [None] * len(batch)
+                parsed = self._parse(batch, results, rids, start)
+                if inflight is not None:
+                    yield from inflight.result()
+                inflight = writer.submit(self._commit, parsed, results, rids, start)
                 start += len(batch)
-                batch = []
-        if batch:
-            yield from self.feed_batch(batch, start=start)
+            if inflight is not None:
+                yield from inflight.result()
 
     def feed_batch(self, ops: Sequence[Any], request_ids: Sequence[str] | None = None,
                    start: int = 0) -> list[FeedResult]:
@@ -213,73 +222,105 @@ class DocumentStore:
             raise ValueError("request_ids must name every operation")
         rids = [str(start + i) for i in range(len(ops))] if request_ids is None else [str(r) for r in request_ids]
         results: list[FeedResult | None] = [None] * len(ops)
-        parsed: list[tuple[int, Operation]] = []
-        for i, obj in enumerate(ops):
-            try:
-                if isinstance(obj, FeedError):
-                    raise obj
-                parsed.append((i, parse_operation(obj, self.types)))
-            except FeedError as e:
-                results[i] = FeedResult(start + i, rids[i], e.doc_id or operation_id(obj), _kind(obj), False, str(e))
+        return self._commit(self._parse(ops, results, rids, start), results, rids, start)
+
+    def _commit(self, parsed: list[tuple[int, Operation]], results: list[FeedResult | None], rids: list[str],
+                start: int) -> list[FeedResult]:
         if parsed:
             with self._write_lock:
                 if self._closed:
                     raise StoreError("the document store is closed")
                 self._apply(parsed, results, rids, start)
         out = [r for r in results if r is not None]
-        assert len(out) == len(ops)
+        assert len(out) == len(results)
         return out
+
+    def _parse(self, ops: Sequence[Any], results: list[FeedResult | None], rids: list[str],
+               start: int) -> list[tuple[int, Operation]]:
+        parsed: list[tuple[int, Operation]] = []
+        unchecked: list[tuple[FieldSpec, Array]] = []
+        owner: list[int] = []  # position in `parsed` of each entry of `unchecked`
+        types = self.types
+        for i, obj in enumerate(ops):
+            mark = len(unchecked)
+            try:
+                if isinstance(obj, FeedError):
+                    raise obj
+                op = parse_operation(obj, types, unchecked)
+            except FeedError as e:
+                del unchecked[mark:]
+                results[i] = FeedResult(start + i, rids[i], e.doc_id or operation_id(obj), _kind(obj), False, str(e))
+                continue
+            if len(unchecked) > mark:
+                owner.extend([len(parsed)] * (len(unchecked) - mark))
+            parsed.append((i, op))
+        if unchecked:
+            failed: dict[int, str] = {}
+            for j in nonfinite(unchecked):
+                failed.setdefault(owner[j], unchecked[j][0].name)
+            for p, name in failed.items():
+                i, op = parsed[p]
+                err = FeedError("NaN or infinity is not allowed", op.doc_id, name)
+                results[i] = FeedResult(start + i, rids[i], op.doc_id, op.kind, False, str(err))
+            if failed:
+                parsed = [x for p, x in enumerate(parsed) if p not in failed]
+        return parsed
 
     def _apply(self, parsed: list[tuple[int, Operation]], results: list[FeedResult | None], rids: list[str],
                start: int) -> None:
-        pending: dict[str, tuple[DocType, dict[str, Value] | None]] = {}
-        done: list[tuple[int, Operation]] = []
+        # the batch's last version of each document it touches (Remove: gone)
+        pending: dict[str, Put | Remove] = {}
         durable = self._durable
+        writes: dict[str, tuple[list[tuple[Any, ...]], list[str]]] = {}
         durable.begin()
         try:
             for i, op in parsed:
-                key = op.doc_id.text
-                try:
-                    if isinstance(op, Put):
-                        pending[key] = (op.doctype, op.fields)
-                    elif isinstance(op, Remove):
-                        pending[key] = (op.doctype, None)
-                    else:
-                        pending[key] = (op.doctype, self._updated(op, pending))
-                except FeedError as e:
-                    results[i] = FeedResult(start + i, rids[i], key, op.kind, False, str(e))
-                    continue
-                done.append((i, op))
-            writes: dict[str, tuple[list[tuple[str, dict[str, Value]]], list[str]]] = {}
-            for key, (dt, state) in pending.items():
-                puts, removes = writes.setdefault(dt.name, ([], []))
+                if op.__class__ is Update:
+                    try:
+                        op = Put(op.doc_id, op.doctype, self._updated(op, pending))  # type: ignore[arg-type]
+                    except FeedError as e:
+                        results[i] = FeedResult(start + i, rids[i], op.doc_id, op.kind, False, str(e))
+                        continue
+                pending[op.doc_id] = op  # type: ignore[assignment]
+            for key, last in pending.items():
+                rows, removes = writes.setdefault(last.doctype.name, ([], []))
+                state = last.fields
                 if state is None:
                     removes.append(key)
                 else:
-                    puts.append((key, state))
-            for name, (puts, removes) in writes.items():
-                durable.write(self.types[name], puts, removes)
+                    get = state.get
+                    rows.append((key, *[None if (v := get(n)) is None else v if v.__class__ is str
+                                        else v.tobytes() for n in last.doctype.fields]))  # type: ignore[union-attr]
+            for name, (rows, removes) in writes.items():
+                durable.write(self.types[name], rows, removes)
             durable.commit()
         except (sqlite3.Error, StoreError) as e:
             durable.rollback()
-            log.error("document store %s: a feed batch of %d operations was not stored: %s", self.data_dir,
-                      len(done), e)
-            for i, op in done:
-                results[i] = FeedResult(start + i, rids[i], op.doc_id.text, op.kind, False,
-                                        f"{op.doc_id.text}: not stored, the database write failed: {e}")
+            log.error("document store %s: a feed batch was not stored: %s", self.data_dir, e)
+            for i, op in parsed:
+                if results[i] is None:
+                    results[i] = FeedResult(start + i, rids[i], op.doc_id, op.kind, False,
+                                            f"{op.doc_id}: not stored, the database write failed: {e}")
             return
         except BaseException:
             durable.rollback()
             raise
         # durable from here on; a failure below leaves the shards behind the database until a restart
-        for name, (puts, removes) in writes.items():
-            self._shards[name].apply(puts, removes)
-        for i, op in done:
-            results[i] = FeedResult(start + i, rids[i], op.doc_id.text, op.kind, True)
+        for name, (rows, removes) in writes.items():
+            dt = self.types[name]
+            blocks = {}
+            for f in dt.attributes:
+                j, zero = dt.position(f.name), bytes(f.nbytes)
+                data = b"".join([zero if r[j] is None else r[j] for r in rows])
+                blocks[f.name] = np.frombuffer(data, dtype=f.dtype).reshape(len(rows), *f.shape)
+            self._shards[name].apply([r[0] for r in rows], blocks, removes)
+        for i, op in parsed:
+            if results[i] is None:
+                results[i] = FeedResult(start + i, rids[i], op.doc_id, op.kind, True)
 
-    def _updated(self, op: Update, pending: Mapping[str, tuple[DocType, dict[str, Value] | None]]) -> dict[str, Value]:
-        key = op.doc_id.text
-        state = pending[key][1] if key in pending else self._durable.load(op.doctype, key)
+    def _updated(self, op: Update, pending: Mapping[str, Put | Remove]) -> dict[str, Value]:
+        key = op.doc_id
+        state = pending[key].fields if key in pending else self._durable.load(op.doctype, key)
         if state is None and not op.create:
             raise FeedError('document not found, nothing updated (add "create": true to create it)', key)
         return op.apply(state)
@@ -313,6 +354,17 @@ class DocumentStore:
     def integrity_check(self) -> str:
         """SQLite's integrity check of the database: 'ok' when sound."""
         return self._durable.integrity_check()
+
+
+def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    batch: list[Any] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def _kind(obj: Any) -> str | None:

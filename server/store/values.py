@@ -59,8 +59,8 @@ def type_text(t: TensorType | None) -> str:
 class FieldSpec:
     """A document field with what storing and checking its values needs."""
 
-    __slots__ = ("attribute", "cells", "dtype", "is_scalar", "is_string", "name", "nbytes", "shape", "type",
-                 "type_text")
+    __slots__ = ("attribute", "cells", "dtype", "float_cells", "is_scalar", "is_string", "name", "nbytes", "shape",
+                 "type", "type_text")
 
     def __init__(self, name: str, type: TensorType | None, attribute: bool) -> None:
         self.name = name
@@ -69,6 +69,7 @@ class FieldSpec:
         self.is_string = type is None
         self.is_scalar = type is not None and type.rank == 0
         self.type_text = type_text(type)
+        self.float_cells = type is not None and type.cell.is_float
         if type is None:
             self.dtype: np.dtype[Any] = np.dtype(object)
             self.shape: tuple[int, ...] = ()
@@ -93,8 +94,24 @@ class FieldSpec:
 
     # ------------------------------------------------------------------ checking
 
-    def convert(self, value: Any) -> Value | None:
-        """A fed value as stored; None for null (and the empty string), which leave the field unset."""
+    def convert(self, value: Any, unchecked: list[tuple[FieldSpec, Array]] | None = None) -> Value | None:
+        """A fed value as stored; None for null (and the empty string), which leave the field unset.
+
+        Given `unchecked`, floating-point cells that arrive as raw bytes are not checked for
+        NaN and infinity here but appended to it, for `nonfinite` to check a whole batch at once.
+        """
+        if value.__class__ is bytes and self.type is not None and len(value) == self.nbytes:
+            # the wire form: raw little-endian cells
+            arr = np.frombuffer(value, dtype=self.dtype)
+            if arr.shape != self.shape:
+                arr = arr.reshape(self.shape)
+            if self.float_cells:
+                if unchecked is None:
+                    return self.check_array(arr, copy=False)
+                unchecked.append((self, arr))
+            elif self.type.cell is CellType.BOOL and not (arr.view(np.uint8) <= 1).all():
+                raise FieldValueError("raw bool cells must be bytes 0 or 1")
+            return arr
         if value is None:
             return None
         if self.type is None:
@@ -281,6 +298,20 @@ class FieldSpec:
             raise FieldValueError(f"after modify ({operation}): {e}") from None
 
 
+def nonfinite(unchecked: Sequence[tuple[FieldSpec, Array]]) -> list[int]:
+    """Positions in `unchecked` whose arrays hold NaN or infinity: one vectorised check per field."""
+    groups: dict[FieldSpec, list[int]] = {}
+    for i, (spec, _) in enumerate(unchecked):
+        groups.setdefault(spec, []).append(i)
+    bad: list[int] = []
+    for spec, idx in groups.items():
+        block = np.concatenate([unchecked[i][1].reshape(-1) for i in idx]).reshape(len(idx), spec.cells)
+        ok = np.isfinite(block).all(axis=1)
+        if not ok.all():
+            bad.extend(idx[j] for j in np.flatnonzero(~ok).tolist())
+    return sorted(bad)
+
+
 def _trunc_div(a: int, b: int) -> int:
     q = abs(a) // abs(b)
     return q if (a >= 0) == (b > 0) else -q
@@ -330,6 +361,10 @@ class DocType:
     @property
     def attributes(self) -> list[FieldSpec]:
         return [f for f in self.fields.values() if f.attribute]
+
+    def position(self, name: str) -> int:
+        """The column of field `name` in a stored row (id, *fields)."""
+        return 1 + list(self.fields).index(name)
 
     @staticmethod
     def of(name: str, fields: Mapping[str, FieldDef]) -> DocType:

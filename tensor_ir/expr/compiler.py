@@ -17,7 +17,7 @@ import numpy as np
 
 from tensor_ir import build
 from tensor_ir.dtypes import CellType
-from tensor_ir.errors import IRError
+from tensor_ir.errors import EvaluationError, IRError
 from tensor_ir.expr.ast import (
     Binary,
     Call,
@@ -83,7 +83,8 @@ class Compiler:
     def compile(self, e: Expr) -> TValue:
         try:
             return self._compile(e)
-        except IRError as err:
+        except (IRError, EvaluationError) as err:
+            # from building or folding a node: the innermost expression is where it happened
             raise self.error(str(err), e.loc) from None
 
     def with_locals(self, bound: Mapping[str, TValue]) -> Compiler:

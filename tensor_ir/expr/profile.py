@@ -242,9 +242,12 @@ class _ProfileContext:
         if key in self._imported:
             return self._imported[key]
         inits = {t.name for t in proto.graph.initializer}
+        if block is not None:
+            _check_block(block, proto, inits, label)
         bindings: dict[str, InputBinding] = {}
         for vi in proto.graph.input:
-            if vi.name in inits:
+            # an initializer listed as an input has a default value: bound only when a block maps it
+            if vi.name in inits and (block is None or vi.name not in block.inputs):
                 continue
             bindings[vi.name] = InputBinding(node=self._bind_input(vi, block, label, loc, compiler))
         try:
@@ -264,6 +267,8 @@ class _ProfileContext:
             source_text, src_loc = block.inputs[vi.name]
             expr = parse_expression(source_text, src_loc.file, src_loc.line, src_loc.column)
             value = Compiler(compiler.context).compile(expr)
+            # a mistyped source is the block's mistake: point at it
+            return _to_model_input(value, vi, dims, needed, source_text, label, src_loc)
         else:
             fname = vespa_identifier(vi.name)
             if not self.has_function(fname):
@@ -276,6 +281,20 @@ class _ProfileContext:
             source_text = f"function {fname}"
             value = self.function(fname, [], loc, compiler)
         return _to_model_input(value, vi, dims, needed, source_text, label, loc)
+
+
+def _check_block(block: OnnxModelDef, proto: onnx.ModelProto, inits: set[str], label: str) -> None:
+    """An onnx-model block may only name inputs and outputs the model has."""
+    inputs = [vi.name for vi in proto.graph.input if vi.name not in inits]
+    for name, (_, src_loc) in block.inputs.items():
+        if name not in inputs and name not in inits:
+            raise RankingError(f"onnx-model '{block.name}' maps input '{name}', which {label} does not have "
+                               f"(inputs: {', '.join(inputs) or 'none'})", src_loc)
+    outputs = [o.name for o in proto.graph.output]
+    for name in block.outputs:
+        if name not in outputs:
+            raise RankingError(f"onnx-model '{block.name}' names output '{name}', which {label} does not have "
+                               f"(outputs: {', '.join(outputs)})", block.loc)
 
 
 def _onnx_dims(vi: ValueInfoProto) -> list[int | str | None]:

@@ -40,8 +40,8 @@ def parse_model(data: bytes, name: str) -> onnx.ModelProto:
     # reads as an opset-1 model. (Comparing the re-encoded length with the file's catches
     # none of these cuts, and refuses valid files that protobuf encodes differently.)
     if model.ir_version >= 3 and not model.opset_import:
-        raise ModelImportError(f"not a valid ONNX model: IR version {model.ir_version} requires opset_import, "
-                               "which is missing (truncated?)", model=name)
+        raise ModelImportError(f"not a valid ONNX model: IR version {model.ir_version} requires "
+                               "opset_import, which is missing (truncated?)", model=name)
     return model
 
 

@@ -8,7 +8,8 @@ from tensor_ir.expr.profile import MAX_FUNCTION_DEPTH
 
 from .helpers import compile_error
 
-# (expression, column of the error in the expression, words the message must contain)
+# (expression, column of the error in the expression, words the message must contain); an
+# operator's place is its symbol, a slice's its '{', a call's its name
 CASES: list[tuple[str, int, str]] = [
     ("foo(1)", 1, "unknown function 'foo'"),
     ("1 + nothing", 5, "unknown name 'nothing'"),
@@ -27,7 +28,7 @@ CASES: list[tuple[str, int, str]] = [
     ("attribute(m){x:0, x:1}", 13, "a slice names a dimension twice"),
     ("map(attribute(v), f(a,b)(a))", 19, "map() needs a lambda f(x)(...)"),
     ("join(attribute(v), query(q), f(a)(a))", 30, "join() needs a lambda f(x, y)(...)"),
-    ("map(attribute(v), f(a)(a * query(qy)))", 24, "the lambda's result has dimensions ['y']"),
+    ("map(attribute(v), f(a)(a * query(qy)))", 26, "the lambda's result has dimensions ['y']"),
     ("rename(attribute(v), y, z)", 1, "cannot rename dimension 'y'"),
     ("rename(attribute(m), x, y)", 1, "rename() would give two dimensions the same name"),
     ("rename(attribute(m), (x, y), (z))", 1, "as many new names as old ones"),
@@ -35,11 +36,11 @@ CASES: list[tuple[str, int, str]] = [
     ("tensor(x[3]):[1, 2]", 1, "tensor(x[3]) has 3 cells but 2 values are given"),
     ("tensor(x[2],y[2]):[[1, 2, 3], [4]]", 1, "dimension 'y' of tensor(x[2],y[2]) has size 2 but a list of 3"),
     ("tensor(x[2]):{{x:2}:1}", 21, "cell index x:2 is outside 0..1"),
-    ("tensor(x[2]):{{x:0}:1, {x:0}:2}", 29, "cell {x:0} is given twice"),
+    ("tensor(x[2]):{{x:0}:1, {x:0}:2}", 30, "cell {x:0} is given twice"),
     ("tensor(x[2],y[2]):{{x:0}:1}", 26, "does not name each dimension of tensor(x[2],y[2]) once"),
     ("tensor(x[2]):[attribute(v), 1]", 15, "a tensor literal's cell value must be a number, got tensor<float>(x[3])"),
-    ("tensor(x[3])(x + y)", 14, "unknown name 'y'"),
-    ("tensor(x[3])(attribute(m){x:0})", 14, "generator body has dimensions ['y'] that the type tensor(x[3]) lacks"),
+    ("tensor(x[3])(x + y)", 18, "unknown name 'y'"),
+    ("tensor(x[3])(attribute(m){x:0})", 26, "generator body has dimensions ['y'] that the type tensor(x[3]) lacks"),
     ("tensor(x{})(1)", 1, "mapped dimension 'x{}' is not supported"),
     ("tensor<half>(x[2])(1)", 1, "unknown Vespa cell type 'half'"),
     ("tensor(x[0])(1)", 1, "dimension 'x' must have a positive size"),
@@ -51,10 +52,10 @@ CASES: list[tuple[str, int, str]] = [
     ("attribute(v, m)", 1, "attribute() takes one name"),
     ("constant(nope)", 1, "constant(nope) is not defined (constants: c, w)"),
     ("sum(attribute(v)).out", 1, "only onnx(...) has named outputs"),
-    ("tensor(y[2])(attribute(m){x:y})", 28, "the index of dimension 'x' varies along ['y']"),
+    ("tensor(y[2])(attribute(m){x:y})", 29, "the index of dimension 'x' varies along ['y']"),
     ("expand(attribute(v), x)", 1, "expand(): the value already has dimension 'x'"),
     ("range(attribute(pop))", 7, "range()'s size must be a constant whole number"),
-    ("onnx(1 + 2)", 6, "onnx(): the model must be a name or a quoted file name"),
+    ("onnx(1 + 2)", 8, "onnx(): the model must be a name or a quoted file name"),
     ("onnx(m, o).out", 1, "onnx(): output named twice"),
     ("onnx(nomodel)", 1, "no model 'nomodel' in these tests"),
 ]

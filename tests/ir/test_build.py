@@ -141,7 +141,13 @@ def test_cast() -> None:
     x = doc((2,))
     assert build.cast(x, F32) is x
     c = build.cast(x, I64, saturate=False)
-    assert (c.op, c.dtype, c.shape, c.attrs["to"], c.attrs["saturate"]) == (Op.CAST, I64, (2,), "INT64", False)
+    assert (c.op, c.dtype, c.shape, c.attrs["to"], c.attrs["saturate"]) == (
+        Op.CAST,
+        I64,
+        (2,),
+        "INT64",
+        False,
+    )
 
 
 # ---------------------------------------------------------------- reductions

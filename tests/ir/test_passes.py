@@ -123,8 +123,9 @@ def test_constants_with_equal_content_merge() -> None:
     c3 = build.constant(np.array([1, 2, 4], dtype=np.float32))
     # equal bytes, different cell type: not the same constant
     c4 = build.constant(np.array([1, 2, 3], dtype=np.float32).view(np.int32))
-    out = build.join("add", build.join("add", build.join("mul", x, c1), build.join("mul", x, c2)),
-                     build.join("mul", x, c3))
+    out = build.join(
+        "add", build.join("add", build.join("mul", x, c1), build.join("mul", x, c2)), build.join("mul", x, c3)
+    )
     p = Program({"out": out, "bits": build.join("add", build.cast(x, CellType.INT32), c4)})
     assert len([n for n in p.nodes() if n.op is Op.CONSTANT]) == 4
     cse = eliminate_common_subexpressions(p)
@@ -137,12 +138,14 @@ def test_constants_with_equal_content_merge() -> None:
 
 def test_cse_keeps_different_attributes_apart() -> None:
     x = build.input_("x", Role.ATTRIBUTE, (2, 3), F32)
-    p = Program({
-        "a": build.reduce(x, "sum", [0], False),
-        "b": build.reduce(x, "sum", [1], False),
-        "c": build.reduce(x, "max", [0], False),
-        "d": build.reduce(x, "sum", [0], True),
-    })
+    p = Program(
+        {
+            "a": build.reduce(x, "sum", [0], False),
+            "b": build.reduce(x, "sum", [1], False),
+            "c": build.reduce(x, "max", [0], False),
+            "d": build.reduce(x, "sum", [0], True),
+        }
+    )
     assert eliminate_common_subexpressions(p).size() == 4
 
 

@@ -23,8 +23,9 @@ def small() -> Program:
     w = build.constant(np.ones((4, 2), dtype=np.float32))
     score = build.reduce(build.join("mul", d, q), "sum", [-1], False)
     proj = build.matmul(d, w)
-    return Program({"score": score, "proj": proj, "qnorm": build.reduce(build.join("mul", q, q), "sum", None,
-                                                                         False)})
+    return Program(
+        {"score": score, "proj": proj, "qnorm": build.reduce(build.join("mul", q, q), "sum", None, False)}
+    )
 
 
 def test_describe() -> None:
@@ -93,8 +94,11 @@ def test_check_inputs() -> None:
     be = NumpyBackend()
     with pytest.raises(EvaluationError, match=r"missing value for query\(q\) float32\[4\]"):
         be.run(p, {"emb": np.zeros((2, 1, 4))}, 2)
-    with pytest.raises(EvaluationError, match=r"attribute\(emb\) float32\[1, 4\]: got a value of shape \[2, 4\], "
-                                              r"want \[2, 1, 4\]"):
+    with pytest.raises(
+        EvaluationError,
+        match=r"attribute\(emb\) float32\[1, 4\]: got a value of shape \[2, 4\], "
+        r"want \[2, 1, 4\]",
+    ):
         be.run(p, {"emb": np.zeros((2, 4)), "q": np.zeros(4)}, 2)
     out = be.run(p, {"emb": np.ones((3, 1, 4), dtype=np.float64), "q": np.full(4, 2, dtype=np.int64)}, 3)
     # values are converted to the declared cell types; document-independent outputs get the doc axis too

@@ -96,7 +96,9 @@ def check(
         got = eval_node(node, values, N)
         want_shape = (N, *node.shape) if node.per_document else node.shape
         assert got.shape == want_shape, f"flags {flags}: shape {got.shape}, want {want_shape}"
-        assert got.dtype == node.dtype.np_dtype, f"flags {flags}: dtype {got.dtype}, want {node.dtype.np_dtype}"
+        assert got.dtype == node.dtype.np_dtype, (
+            f"flags {flags}: dtype {got.dtype}, want {node.dtype.np_dtype}"
+        )
         for d in range(N):
             one = [v[d] if f else v for v, f in zip(values, flags, strict=True)]
             want = np.asarray(by_hand(*one))
@@ -106,7 +108,11 @@ def check(
                 np.testing.assert_array_equal(mine, want.astype(mine.dtype), err_msg=f"flags {flags} doc {d}")
             else:
                 np.testing.assert_allclose(
-                    mine.astype(np.float64), want.astype(np.float64), rtol=rtol, atol=atol, equal_nan=True,
+                    mine.astype(np.float64),
+                    want.astype(np.float64),
+                    rtol=rtol,
+                    atol=atol,
+                    equal_nan=True,
                     err_msg=f"flags {flags} doc {d}",
                 )
 
@@ -144,8 +150,10 @@ _UNARY_CASES: dict[str, tuple[Operand, Callable[[Array], Array]]] = {
     "floor": (Operand((2, 3), F32, floats()), np.floor),
     "ceil": (Operand((2, 3), F32, floats()), np.ceil),
     # ONNX Round: halves to even
-    "round": (Operand((6,), F32, lambda rng, s: (rng.integers(-8, 8, s) / 2).astype(np.float32)),
-              np.vectorize(lambda v: float(round(float(v))))),
+    "round": (
+        Operand((6,), F32, lambda rng, s: (rng.integers(-8, 8, s) / 2).astype(np.float32)),
+        np.vectorize(lambda v: float(round(float(v)))),
+    ),
     "not": (Operand((2, 3), BOOL, bools()), lambda x: x == False),  # noqa: E712
     "bitwise_not": (Operand((2, 3), I32, ints(-100, 100)), lambda x: -x - 1),
     "isnan": (Operand((2, 4), F32, with_specials()), lambda x: x != x),
@@ -167,8 +175,13 @@ def test_map(fn: str, rng: np.random.Generator) -> None:
 
 def test_map_half_precision_computes_wide(rng: np.random.Generator) -> None:
     op = Operand((3,), CellType.FLOAT16, lambda r, s: r.uniform(-2, 2, s).astype(np.float16))
-    check([op], lambda x: build.map_("exp", x), lambda x: np.exp(x.astype(np.float64)).astype(np.float16), rng,
-          rtol=1e-3)
+    check(
+        [op],
+        lambda x: build.map_("exp", x),
+        lambda x: np.exp(x.astype(np.float64)).astype(np.float16),
+        rng,
+        rtol=1e-3,
+    )
     bf = Operand((3,), CellType.BFLOAT16, lambda r, s: r.uniform(-2, 2, s).astype(ml_dtypes.bfloat16))
     check([bf], lambda x: build.map_("neg", x), lambda x: -x.astype(np.float32), rng)
 
@@ -190,8 +203,7 @@ _BINARY_CASES: dict[str, tuple[CellType, Maker, Maker, Callable[[Array, Array], 
     "max": (F32, floats(), floats(), lambda a, b: np.where(a > b, a, b)),
     "min": (F32, floats(), floats(), lambda a, b: np.where(a < b, a, b)),
     # mod: the sign of the divisor (Python); fmod: the sign of the dividend (C)
-    "mod": (I32, ints(-20, 20), nonzero_ints(-5, 6),
-            np.vectorize(lambda a, b: int(a) % int(b))),
+    "mod": (I32, ints(-20, 20), nonzero_ints(-5, 6), np.vectorize(lambda a, b: int(a) % int(b))),
     "fmod": (F32, floats(-9, 9), floats(0.5, 3), np.vectorize(math.fmod)),
     "eq": (I32, ints(0, 3), ints(0, 3), lambda a, b: a == b),
     "ne": (I32, ints(0, 3), ints(0, 3), lambda a, b: a != b),
@@ -220,22 +232,35 @@ def test_every_binary_function_has_a_case() -> None:
 @pytest.mark.parametrize("fn", sorted(_BINARY_CASES))
 def test_join(fn: str, shapes: tuple[tuple[int, ...], tuple[int, ...]], rng: np.random.Generator) -> None:
     ct, ma, mb, by_hand = _BINARY_CASES[fn]
-    check([Operand(shapes[0], ct, ma), Operand(shapes[1], ct, mb)], lambda a, b: build.join(fn, a, b),
-          by_hand, rng)
+    check(
+        [Operand(shapes[0], ct, ma), Operand(shapes[1], ct, mb)],
+        lambda a, b: build.join(fn, a, b),
+        by_hand,
+        rng,
+    )
 
 
 def test_integer_division_truncates_toward_zero(rng: np.random.Generator) -> None:
-    check([Operand((2, 3), I32, ints(-20, 20)), Operand((3,), I32, nonzero_ints(-5, 6))],
-          lambda a, b: build.join("div", a, b), _c_div, rng)
+    check(
+        [Operand((2, 3), I32, ints(-20, 20)), Operand((3,), I32, nonzero_ints(-5, 6))],
+        lambda a, b: build.join("div", a, b),
+        _c_div,
+        rng,
+    )
 
 
 # ---------------------------------------------------------------- select, cast
 
 
-@pytest.mark.parametrize("shapes", [((2, 1), (3,), (2, 3)), ((), (2, 3), (2, 3)), ((4, 1, 1), (2, 1), (3,))],
-                         ids=str)
+@pytest.mark.parametrize(
+    "shapes", [((2, 1), (3,), (2, 3)), ((), (2, 3), (2, 3)), ((4, 1, 1), (2, 1), (3,))], ids=str
+)
 def test_select(shapes: tuple[tuple[int, ...], ...], rng: np.random.Generator) -> None:
-    ops = [Operand(shapes[0], BOOL, bools()), Operand(shapes[1], F32, floats()), Operand(shapes[2], F32, floats())]
+    ops = [
+        Operand(shapes[0], BOOL, bools()),
+        Operand(shapes[1], F32, floats()),
+        Operand(shapes[2], F32, floats()),
+    ]
     check(ops, build.select, lambda c, a, b: np.where(c, a, b), rng)
 
 
@@ -248,14 +273,20 @@ _CASTS: list[tuple[CellType, CellType, Maker, Callable[[Array], Array]]] = [
     (F32, CellType.FLOAT64, floats(), lambda x: x.astype(np.float64)),
     (F32, CellType.FLOAT16, floats(), lambda x: x.astype(np.float16)),
     (F32, CellType.BFLOAT16, floats(), lambda x: x.astype(ml_dtypes.bfloat16)),
-    (CellType.BFLOAT16, F32, lambda r, s: r.uniform(-3, 3, s).astype(ml_dtypes.bfloat16),
-     lambda x: x.astype(np.float32)),
+    (
+        CellType.BFLOAT16,
+        F32,
+        lambda r, s: r.uniform(-3, 3, s).astype(ml_dtypes.bfloat16),
+        lambda x: x.astype(np.float32),
+    ),
     (I64, CellType.INT8, ints(-128, 128, np.int64), lambda x: x.astype(np.int8)),
 ]
 
 
 @pytest.mark.parametrize("case", _CASTS, ids=[f"{a.np_name}->{b.np_name}" for a, b, _, _ in _CASTS])
-def test_cast(case: tuple[CellType, CellType, Maker, Callable[[Array], Array]], rng: np.random.Generator) -> None:
+def test_cast(
+    case: tuple[CellType, CellType, Maker, Callable[[Array], Array]], rng: np.random.Generator
+) -> None:
     src, dst, make, by_hand = case
     check([Operand((2, 3), src, make)], lambda x: build.cast(x, dst), by_hand, rng, exact=True)
 
@@ -280,18 +311,30 @@ def test_reduce(agg: str, axes: tuple[int, ...] | None, keepdims: bool, rng: np.
             out = np.reshape(out, [1 if i in ax else d for i, d in enumerate(x.shape)])
         return out
 
-    check([Operand((2, 3, 4), F32, floats(0.5, 1.5))], lambda x: build.reduce(x, agg, axes, keepdims),
-          by_hand, rng)
+    check(
+        [Operand((2, 3, 4), F32, floats(0.5, 1.5))],
+        lambda x: build.reduce(x, agg, axes, keepdims),
+        by_hand,
+        rng,
+    )
 
 
 def test_reduce_integers_and_empty_axes(rng: np.random.Generator) -> None:
-    check([Operand((3, 4), I32, ints(-9, 9))], lambda x: build.reduce(x, "max", [1], False),
-          lambda x: np.array([max(row) for row in x]), rng)
+    check(
+        [Operand((3, 4), I32, ints(-9, 9))],
+        lambda x: build.reduce(x, "max", [1], False),
+        lambda x: np.array([max(row) for row in x]),
+        rng,
+    )
     # no axes at all reduces nothing
     check([Operand((3, 4), F32, floats())], lambda x: build.reduce(x, "sum", [], False), lambda x: x, rng)
     # an empty float axis: max is -inf
-    check([Operand((2, 0), F32, floats())], lambda x: build.reduce(x, "max", [1], False),
-          lambda x: np.full(2, -np.inf), rng)
+    check(
+        [Operand((2, 0), F32, floats())],
+        lambda x: build.reduce(x, "max", [1], False),
+        lambda x: np.full(2, -np.inf),
+        rng,
+    )
 
 
 @pytest.mark.parametrize("last", [False, True])
@@ -309,7 +352,9 @@ def test_arg_reduce(agg: str, axis: int, keepdims: bool, last: bool, rng: np.ran
         out = (np.max if last else np.min)(hits, axis=ax, keepdims=keepdims)
         return out.astype(np.int64)
 
-    check([Operand(shape, F32, ties())], lambda x: build.arg_reduce(x, agg, axis, keepdims, last), by_hand, rng)
+    check(
+        [Operand(shape, F32, ties())], lambda x: build.arg_reduce(x, agg, axis, keepdims, last), by_hand, rng
+    )
 
 
 @pytest.mark.parametrize("reverse", [False, True])
@@ -325,7 +370,7 @@ def test_scan(agg: str, axis: int, exclusive: bool, reverse: bool, rng: np.rando
         n = xm.shape[0]
         for i in range(n):
             if reverse:
-                part = xm[i + 1:] if exclusive else xm[i:]
+                part = xm[i + 1 :] if exclusive else xm[i:]
             else:
                 part = xm[:i] if exclusive else xm[: i + 1]
             acc = np.zeros(xm.shape[1:]) if agg == "sum" else np.ones(xm.shape[1:])
@@ -334,8 +379,12 @@ def test_scan(agg: str, axis: int, exclusive: bool, reverse: bool, rng: np.rando
             out[i] = acc
         return np.moveaxis(out, 0, ax)
 
-    check([Operand((3, 4), F32, floats(0.5, 1.5))],
-          lambda x: build.scan(x, agg, axis, exclusive, reverse), by_hand, rng)
+    check(
+        [Operand((3, 4), F32, floats(0.5, 1.5))],
+        lambda x: build.scan(x, agg, axis, exclusive, reverse),
+        by_hand,
+        rng,
+    )
 
 
 # ---------------------------------------------------------------- matmul
@@ -350,7 +399,9 @@ def _matmul_by_hand(a: Array, b: Array) -> Array:
     for idx in np.ndindex(*batch):
         for i in range(a.shape[-2]):
             for j in range(b.shape[-1]):
-                out[(*idx, i, j)] = sum(float(a[(*idx, i, k)]) * float(b[(*idx, k, j)]) for k in range(a.shape[-1]))
+                out[(*idx, i, j)] = sum(
+                    float(a[(*idx, i, k)]) * float(b[(*idx, k, j)]) for k in range(a.shape[-1])
+                )
     return out
 
 
@@ -360,13 +411,23 @@ def _matmul_by_hand(a: Array, b: Array) -> Array:
     ids=str,
 )
 def test_matmul(shapes: tuple[tuple[int, ...], tuple[int, ...]], rng: np.random.Generator) -> None:
-    check([Operand(shapes[0], F32, floats()), Operand(shapes[1], F32, floats())], build.matmul,
-          _matmul_by_hand, rng, rtol=1e-5, atol=1e-5)
+    check(
+        [Operand(shapes[0], F32, floats()), Operand(shapes[1], F32, floats())],
+        build.matmul,
+        _matmul_by_hand,
+        rng,
+        rtol=1e-5,
+        atol=1e-5,
+    )
 
 
 def test_matmul_integers(rng: np.random.Generator) -> None:
-    check([Operand((1, 4), I32, ints(-9, 9)), Operand((4, 1), I32, ints(-9, 9))], build.matmul,
-          lambda a, b: _matmul_by_hand(a, b).astype(np.int32), rng)
+    check(
+        [Operand((1, 4), I32, ints(-9, 9)), Operand((4, 1), I32, ints(-9, 9))],
+        build.matmul,
+        lambda a, b: _matmul_by_hand(a, b).astype(np.int32),
+        rng,
+    )
 
 
 # ---------------------------------------------------------------- structural
@@ -374,8 +435,13 @@ def test_matmul_integers(rng: np.random.Generator) -> None:
 
 @pytest.mark.parametrize("target", [(6, 4), (24,), (4, 1, 6), (2, 12)], ids=str)
 def test_reshape(target: tuple[int, ...], rng: np.random.Generator) -> None:
-    check([Operand((2, 3, 4), F32, floats())], lambda x: build.reshape(x, target),
-          lambda x: np.array(x.flatten().tolist(), dtype=np.float32).reshape(target), rng, exact=True)
+    check(
+        [Operand((2, 3, 4), F32, floats())],
+        lambda x: build.reshape(x, target),
+        lambda x: np.array(x.flatten().tolist(), dtype=np.float32).reshape(target),
+        rng,
+        exact=True,
+    )
 
 
 @pytest.mark.parametrize("perm", [(1, 0, 2), (2, 0, 1), (0, 2, 1), (2, 1, 0)], ids=str)
@@ -394,8 +460,9 @@ def test_transpose(perm: tuple[int, ...], rng: np.random.Generator) -> None:
     check([Operand(shape, F32, floats())], lambda x: build.transpose(x, perm), by_hand, rng, exact=True)
 
 
-@pytest.mark.parametrize("case", [((3, 1), (2, 3, 4)), ((), (2, 2)), ((1,), (5,)), ((2, 1, 3), (2, 4, 3))],
-                         ids=str)
+@pytest.mark.parametrize(
+    "case", [((3, 1), (2, 3, 4)), ((), (2, 2)), ((1,), (5,)), ((2, 1, 3), (2, 4, 3))], ids=str
+)
 def test_broadcast(case: tuple[tuple[int, ...], tuple[int, ...]], rng: np.random.Generator) -> None:
     src, dst = case
 
@@ -409,8 +476,11 @@ def test_broadcast(case: tuple[tuple[int, ...], tuple[int, ...]], rng: np.random
     check([Operand(src, F32, floats())], lambda x: build.broadcast(x, dst), by_hand, rng, exact=True)
 
 
-@pytest.mark.parametrize("case", [(0, [(1, 3), (2, 3), (1, 3)]), (1, [(2, 1), (2, 3), (2, 2)]),
-                                  (-1, [(2, 2, 1), (2, 2, 2)])], ids=str)
+@pytest.mark.parametrize(
+    "case",
+    [(0, [(1, 3), (2, 3), (1, 3)]), (1, [(2, 1), (2, 3), (2, 2)]), (-1, [(2, 2, 1), (2, 2, 2)])],
+    ids=str,
+)
 def test_concat(case: tuple[int, list[tuple[int, ...]]], rng: np.random.Generator) -> None:
     axis, shapes = case
     rank = len(shapes[0])
@@ -421,7 +491,13 @@ def test_concat(case: tuple[int, list[tuple[int, ...]]], rng: np.random.Generato
         rows = [row for m in moved for row in m]
         return np.moveaxis(np.array(rows), 0, ax)
 
-    check([Operand(s, F32, floats()) for s in shapes], lambda *xs: build.concat(xs, axis), by_hand, rng, exact=True)
+    check(
+        [Operand(s, F32, floats()) for s in shapes],
+        lambda *xs: build.concat(xs, axis),
+        by_hand,
+        rng,
+        exact=True,
+    )
 
 
 _SLICES = [
@@ -441,12 +517,17 @@ def test_slice(spec: tuple[list[int], list[int], list[int]], rng: np.random.Gene
 
     def by_hand(x: Array) -> Array:
         # python's own slicing of lists, axis by axis
-        rows = list(range(shape[0]))[starts[0]:stops[0]:steps[0]]
-        cols = list(range(shape[1]))[starts[1]:stops[1]:steps[1]]
+        rows = list(range(shape[0]))[starts[0] : stops[0] : steps[0]]
+        cols = list(range(shape[1]))[starts[1] : stops[1] : steps[1]]
         return np.array([[x[r, c] for c in cols] for r in rows], dtype=x.dtype).reshape(len(rows), len(cols))
 
-    check([Operand(shape, F32, floats())], lambda x: build.slice_(x, starts, stops, steps), by_hand, rng,
-          exact=True)
+    check(
+        [Operand(shape, F32, floats())],
+        lambda x: build.slice_(x, starts, stops, steps),
+        by_hand,
+        rng,
+        exact=True,
+    )
 
 
 def _pad_by_hand(x: Array, pads: list[tuple[int, int]], mode: str, value: float) -> Array:
@@ -495,8 +576,14 @@ def test_pad(mode: str, pads: list[tuple[int, int]], rng: np.random.Generator) -
 
 @pytest.mark.parametrize(
     "case",
-    [((4, 3), 0, ()), ((4, 3), 0, (2,)), ((4, 3), 1, (2, 2)), ((2, 4, 3), 1, (3,)), ((2, 3, 4), -1, (2, 1)),
-     ((5,), 0, (2, 3))],
+    [
+        ((4, 3), 0, ()),
+        ((4, 3), 0, (2,)),
+        ((4, 3), 1, (2, 2)),
+        ((2, 4, 3), 1, (3,)),
+        ((2, 3, 4), -1, (2, 1)),
+        ((5,), 0, (2, 3)),
+    ],
     ids=str,
 )
 def test_gather(case: tuple[tuple[int, ...], int, tuple[int, ...]], rng: np.random.Generator) -> None:
@@ -505,21 +592,29 @@ def test_gather(case: tuple[tuple[int, ...], int, tuple[int, ...]], rng: np.rand
     dim = shape[ax]
 
     def by_hand(x: Array, idx: Array) -> Array:
-        out_shape = (*shape[:ax], *ishape, *shape[ax + 1:])
+        out_shape = (*shape[:ax], *ishape, *shape[ax + 1 :])
         out = np.empty(out_shape, dtype=x.dtype)
         for o in np.ndindex(*out_shape):
-            before, ii, after = o[:ax], o[ax:ax + len(ishape)], o[ax + len(ishape):]
+            before, ii, after = o[:ax], o[ax : ax + len(ishape)], o[ax + len(ishape) :]
             i = int(idx[ii])
             out[o] = x[(*before, i + dim if i < 0 else i, *after)]
         return out
 
-    check([Operand(shape, F32, floats()), Operand(ishape, I64, ints(-dim, dim, np.int64))],
-          lambda x, i: build.gather(x, i, axis), by_hand, rng, exact=True)
+    check(
+        [Operand(shape, F32, floats()), Operand(ishape, I64, ints(-dim, dim, np.int64))],
+        lambda x, i: build.gather(x, i, axis),
+        by_hand,
+        rng,
+        exact=True,
+    )
 
 
-@pytest.mark.parametrize("case", [((3, 4), (3, 2), 1), ((3, 4), (2, 4), 0), ((2, 3, 2), (2, 3, 1), -1)],
-                         ids=str)
-def test_gather_elements(case: tuple[tuple[int, ...], tuple[int, ...], int], rng: np.random.Generator) -> None:
+@pytest.mark.parametrize(
+    "case", [((3, 4), (3, 2), 1), ((3, 4), (2, 4), 0), ((2, 3, 2), (2, 3, 1), -1)], ids=str
+)
+def test_gather_elements(
+    case: tuple[tuple[int, ...], tuple[int, ...], int], rng: np.random.Generator
+) -> None:
     shape, ishape, axis = case
     ax = axis % len(shape)
 
@@ -531,12 +626,18 @@ def test_gather_elements(case: tuple[tuple[int, ...], tuple[int, ...], int], rng
             out[o] = x[tuple(src)]
         return out
 
-    check([Operand(shape, F32, floats()), Operand(ishape, I64, ints(-shape[ax], shape[ax], np.int64))],
-          lambda x, i: build.gather_elements(x, i, axis), by_hand, rng, exact=True)
+    check(
+        [Operand(shape, F32, floats()), Operand(ishape, I64, ints(-shape[ax], shape[ax], np.int64))],
+        lambda x, i: build.gather_elements(x, i, axis),
+        by_hand,
+        rng,
+        exact=True,
+    )
 
 
-@pytest.mark.parametrize("case", [((3, 4, 2), (2, 2), 0), ((3, 4, 2), (3, 1), 1), ((3, 4), (2, 3, 2), 0)],
-                         ids=str)
+@pytest.mark.parametrize(
+    "case", [((3, 4, 2), (2, 2), 0), ((3, 4, 2), (3, 1), 1), ((3, 4), (2, 3, 2), 0)], ids=str
+)
 def test_gather_nd(case: tuple[tuple[int, ...], tuple[int, ...], int], rng: np.random.Generator) -> None:
     shape, ishape, b = case
     k = ishape[-1]
@@ -547,15 +648,20 @@ def test_gather_nd(case: tuple[tuple[int, ...], tuple[int, ...], int], rng: np.r
         return np.stack(cols, axis=-1).astype(np.int64)
 
     def by_hand(x: Array, idx: Array) -> Array:
-        out_shape = (*ishape[:-1], *shape[b + k:])
+        out_shape = (*ishape[:-1], *shape[b + k :])
         out = np.empty(out_shape, dtype=x.dtype)
         for o in np.ndindex(*ishape[:-1]):
             where = [int(v) % shape[b + j] for j, v in enumerate(idx[o])]
             out[o] = x[(*o[:b], *where)]
         return out
 
-    check([Operand(shape, F32, floats()), Operand(ishape, I64, make_idx)],
-          lambda x, i: build.gather_nd(x, i, b), by_hand, rng, exact=True)
+    check(
+        [Operand(shape, F32, floats()), Operand(ishape, I64, make_idx)],
+        lambda x, i: build.gather_nd(x, i, b),
+        by_hand,
+        rng,
+        exact=True,
+    )
 
 
 def _distinct_along(axis: int, dim: int) -> Maker:
@@ -593,8 +699,13 @@ def test_scatter_elements(reduction: str, rng: np.random.Generator) -> None:
                 out[t] = min(out[t], upd[o])
         return out
 
-    check([Operand((3, 4), F32, floats()), Operand((3, 2), I64, idx_maker), Operand((3, 2), F32, floats())],
-          lambda x, i, u: build.scatter_elements(x, i, u, 1, reduction), by_hand, rng, rtol=1e-6)
+    check(
+        [Operand((3, 4), F32, floats()), Operand((3, 2), I64, idx_maker), Operand((3, 2), F32, floats())],
+        lambda x, i, u: build.scatter_elements(x, i, u, 1, reduction),
+        by_hand,
+        rng,
+        rtol=1e-6,
+    )
 
 
 @pytest.mark.parametrize("reduction", ["none", "add", "max"])
@@ -620,8 +731,13 @@ def test_scatter_nd(reduction: str, rng: np.random.Generator) -> None:
                 out[t] = np.where(upd[j] > out[t], upd[j], out[t])
         return out
 
-    check([Operand((4, 3), F32, floats()), Operand((2, 1), I64, make_idx), Operand((2, 3), F32, floats())],
-          lambda x, i, u: build.scatter_nd(x, i, u, reduction), by_hand, rng, rtol=1e-6)
+    check(
+        [Operand((4, 3), F32, floats()), Operand((2, 1), I64, make_idx), Operand((2, 3), F32, floats())],
+        lambda x, i, u: build.scatter_nd(x, i, u, reduction),
+        by_hand,
+        rng,
+        rtol=1e-6,
+    )
 
 
 @pytest.mark.parametrize("largest", [True, False])

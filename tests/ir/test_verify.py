@@ -48,10 +48,15 @@ def every_primitive() -> Program:
         "gather": build.gather(a, idx, -1),
         "gather_elements": build.gather_elements(a, build.reshape(idx, (2, 1)), 1),
         "gather_nd": build.gather_nd(a, build.reshape(idx, (1, 2)), 0),
-        "scatter_elements": build.scatter_elements(a, build.reshape(idx, (1, 2)), build.slice_(a, [0, 0], [1, 2],
-                                                                                              [1, 1]), 1, "add"),
-        "scatter_nd": build.scatter_nd(a, build.reshape(build.slice_(idx, [0], [1], [1]), (1, 1)),
-                                       build.slice_(a, [0, 0], [1, 3], [1, 1]), "none"),
+        "scatter_elements": build.scatter_elements(
+            a, build.reshape(idx, (1, 2)), build.slice_(a, [0, 0], [1, 2], [1, 1]), 1, "add"
+        ),
+        "scatter_nd": build.scatter_nd(
+            a,
+            build.reshape(build.slice_(idx, [0], [1], [1]), (1, 1)),
+            build.slice_(a, [0, 0], [1, 3], [1, 1]),
+            "none",
+        ),
         "topk": build.topk(a, 2, 1, False),
         "constant": build.join("mul", a, build.constant(np.float32(2))),
     }
@@ -75,27 +80,56 @@ def malformed() -> dict[str, Node]:
         "wrong variance": Node(Op.MAP, (a,), good.attrs, (2, 3), F32, Variance.QUERY),
         "unknown function": Node(Op.MAP, (a,), Attrs({"fn": "frob"}), (2, 3), F32, DOC),
         "missing attribute": Node(Op.MAP, (a,), Attrs({}), (2, 3), F32, DOC),
-        "attribute of the wrong type": Node(Op.REDUCE, (a,), Attrs({"agg": "sum", "axes": "rows",
-                                                                    "keepdims": False}), (3,), F32, DOC),
+        "attribute of the wrong type": Node(
+            Op.REDUCE, (a,), Attrs({"agg": "sum", "axes": "rows", "keepdims": False}), (3,), F32, DOC
+        ),
         "too few operands": Node(Op.JOIN, (a,), Attrs({"fn": "add"}), (2, 3), F32, DOC),
         "too many operands": Node(Op.MAP, (a, a), good.attrs, (2, 3), F32, DOC),
         "no operands": Node(Op.CONCAT, (), Attrs({"axis": 0}), (2, 3), F32, DOC),
-        "negative axis": Node(Op.REDUCE, (a,), Attrs({"agg": "sum", "axes": (-1,), "keepdims": False}), (2,),
-                              F32, DOC),
-        "axis out of range": Node(Op.REDUCE, (a,), Attrs({"agg": "sum", "axes": (2,), "keepdims": False}), (2,),
-                                  F32, DOC),
-        "unclamped slice": Node(Op.SLICE, (a,), Attrs({"starts": (0, 0), "stops": (1, 99), "steps": (1, 1)}),
-                                (1, 3), F32, DOC),
-        "float gather indices": Node(Op.GATHER, (a, build.input_("f", Role.QUERY, (2,), F32)),
-                                     Attrs({"axis": 0}), (2, 3), F32, Variance.QUERY_DOCUMENT),
-        "join of mixed types": Node(Op.JOIN, (a, build.input_("i", Role.QUERY, (3,), I64)), Attrs({"fn": "add"}),
-                                    (2, 3), F32, Variance.QUERY_DOCUMENT),
-        "constant of the wrong shape": Node(Op.CONSTANT, (), Attrs({"value": ConstValue(np.zeros(3, np.float32))}),
-                                            (2,), F32, Variance.CONSTANT),
-        "constant of the wrong type": Node(Op.CONSTANT, (), Attrs({"value": ConstValue(np.zeros(2, np.float64))}),
-                                           (2,), F32, Variance.CONSTANT),
-        "varying constant": Node(Op.CONSTANT, (), Attrs({"value": ConstValue(np.zeros(2, np.float32))}), (2,),
-                                 F32, DOC),
+        "negative axis": Node(
+            Op.REDUCE, (a,), Attrs({"agg": "sum", "axes": (-1,), "keepdims": False}), (2,), F32, DOC
+        ),
+        "axis out of range": Node(
+            Op.REDUCE, (a,), Attrs({"agg": "sum", "axes": (2,), "keepdims": False}), (2,), F32, DOC
+        ),
+        "unclamped slice": Node(
+            Op.SLICE, (a,), Attrs({"starts": (0, 0), "stops": (1, 99), "steps": (1, 1)}), (1, 3), F32, DOC
+        ),
+        "float gather indices": Node(
+            Op.GATHER,
+            (a, build.input_("f", Role.QUERY, (2,), F32)),
+            Attrs({"axis": 0}),
+            (2, 3),
+            F32,
+            Variance.QUERY_DOCUMENT,
+        ),
+        "join of mixed types": Node(
+            Op.JOIN,
+            (a, build.input_("i", Role.QUERY, (3,), I64)),
+            Attrs({"fn": "add"}),
+            (2, 3),
+            F32,
+            Variance.QUERY_DOCUMENT,
+        ),
+        "constant of the wrong shape": Node(
+            Op.CONSTANT,
+            (),
+            Attrs({"value": ConstValue(np.zeros(3, np.float32))}),
+            (2,),
+            F32,
+            Variance.CONSTANT,
+        ),
+        "constant of the wrong type": Node(
+            Op.CONSTANT,
+            (),
+            Attrs({"value": ConstValue(np.zeros(2, np.float64))}),
+            (2,),
+            F32,
+            Variance.CONSTANT,
+        ),
+        "varying constant": Node(
+            Op.CONSTANT, (), Attrs({"value": ConstValue(np.zeros(2, np.float32))}), (2,), F32, DOC
+        ),
         "constant without a value": Node(Op.CONSTANT, (), Attrs({}), (2,), F32, Variance.CONSTANT),
         "input with operands": Node(Op.INPUT, (a,), a.attrs, (2, 3), F32, DOC),
     }
@@ -106,10 +140,17 @@ def test_malformed_node_is_rejected(case: str) -> None:
     node = malformed()[case]
     a = x()
     # declared inputs as a well-formed program would have them
-    specs = {"x": ProgramInput("x", Role.ATTRIBUTE, (2, 3), F32), "f": ProgramInput("f", Role.QUERY, (2,), F32),
-             "i": ProgramInput("i", Role.QUERY, (3,), I64)}
-    program = Program({"bad": build.join("add", a, a), "out": node} if node.dtype is F32 and node.shape == (2, 3)
-                      else {"out": node}, specs)
+    specs = {
+        "x": ProgramInput("x", Role.ATTRIBUTE, (2, 3), F32),
+        "f": ProgramInput("f", Role.QUERY, (2,), F32),
+        "i": ProgramInput("i", Role.QUERY, (3,), I64),
+    }
+    program = Program(
+        {"bad": build.join("add", a, a), "out": node}
+        if node.dtype is F32 and node.shape == (2, 3)
+        else {"out": node},
+        specs,
+    )
     with pytest.raises(IRError) as info:
         verify(program)
     # the message names the offending node

@@ -29,7 +29,9 @@ def _model(
     extra_opsets: dict[str, int] | None = None,
 ) -> onnx.ModelProto:
     graph = helper.make_graph(nodes, "g", inputs, outputs, initializer=initializers or [])
-    opsets = [helper.make_opsetid("", opset)] + [helper.make_opsetid(d, v) for d, v in (extra_opsets or {}).items()]
+    opsets = [helper.make_opsetid("", opset)] + [
+        helper.make_opsetid(d, v) for d, v in (extra_opsets or {}).items()
+    ]
     return helper.make_model(graph, opset_imports=opsets, ir_version=8)
 
 
@@ -43,12 +45,21 @@ def _vec(name: str, dims: list[int | str | None], t: int = TensorProto.FLOAT) ->
 
 
 def _add_model() -> onnx.ModelProto:
-    return _model([helper.make_node("Add", ["a", "b"], ["y"], name="the_add")],
-                  [_vec("a", [2]), _vec("b", [2])], [_vec("y", [2])])
+    return _model(
+        [helper.make_node("Add", ["a", "b"], ["y"], name="the_add")],
+        [_vec("a", [2]), _vec("b", [2])],
+        [_vec("y", [2])],
+    )
 
 
-def _located(e: ModelImportError, model: str, node: str | None = None, op: str | None = None,
-             domain: str | None = None, opset: int | None = None) -> None:
+def _located(
+    e: ModelImportError,
+    model: str,
+    node: str | None = None,
+    op: str | None = None,
+    domain: str | None = None,
+    opset: int | None = None,
+) -> None:
     text = str(e)
     assert model in text, text
     if node is not None:
@@ -79,7 +90,9 @@ def test_empty_file(tmp_path: Path) -> None:
     _located(info.value, "empty.onnx")
 
 
-@pytest.mark.parametrize("content", [b"\xff\xff\xff\xff garbage", b"<html>not a model</html>", b"hello world"])
+@pytest.mark.parametrize(
+    "content", [b"\xff\xff\xff\xff garbage", b"<html>not a model</html>", b"hello world"]
+)
 def test_malformed_file(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "junk.onnx"
     path.write_bytes(content)
@@ -143,8 +156,12 @@ def _external_model(tmp_path: Path, location: str) -> Path:
     for k, v in {"location": location, "offset": "0", "length": "16"}.items():
         entry = w.external_data.add()
         entry.key, entry.value = k, v
-    model = _model([helper.make_node("Add", ["x", "w"], ["y"], name="add_w")], [_vec("x", [4])], [_vec("y", [4])],
-                   initializers=[w])
+    model = _model(
+        [helper.make_node("Add", ["x", "w"], ["y"], name="add_w")],
+        [_vec("x", [4])],
+        [_vec("y", [4])],
+        initializers=[w],
+    )
     folder = tmp_path / "models"
     folder.mkdir(exist_ok=True)
     return _save(model, folder / "ext.onnx")
@@ -162,10 +179,15 @@ def test_external_data_inside_the_folder(tmp_path: Path) -> None:
 def test_external_data_outside_the_folder(tmp_path: Path, where: str) -> None:
     secret = tmp_path / "secret.bin"
     secret.write_bytes(np.arange(4, dtype=np.float32).tobytes())
-    location = {"absolute": str(secret), "parent": "../secret.bin", "nested parent": "sub/../../secret.bin"}[where]
+    location = {"absolute": str(secret), "parent": "../secret.bin", "nested parent": "sub/../../secret.bin"}[
+        where
+    ]
     path = _external_model(tmp_path, location)
-    with pytest.raises(ModelImportError, match=r"initializer 'w' points at external data .* outside the model's "
-                                               r"folder") as info:
+    with pytest.raises(
+        ModelImportError,
+        match=r"initializer 'w' points at external data .* outside the model's "
+        r"folder",
+    ) as info:
         import_model(path)
     _located(info.value, "ext.onnx")
 
@@ -199,8 +221,12 @@ def test_external_data_file_too_short(tmp_path: Path) -> None:
 
 
 def test_custom_domain_op(tmp_path: Path) -> None:
-    model = _model([helper.make_node("Frobnicate", ["a"], ["y"], name="frob_1", domain="com.example")],
-                   [_vec("a", [2])], [_vec("y", [2])], extra_opsets={"com.example": 3})
+    model = _model(
+        [helper.make_node("Frobnicate", ["a"], ["y"], name="frob_1", domain="com.example")],
+        [_vec("a", [2])],
+        [_vec("y", [2])],
+        extra_opsets={"com.example": 3},
+    )
     path = _save(model, tmp_path / "custom.onnx")
     with pytest.raises(ModelImportError, match="unsupported op") as info:
         import_model(path)
@@ -210,8 +236,11 @@ def test_custom_domain_op(tmp_path: Path) -> None:
 
 
 def test_op_of_a_domain_the_model_does_not_import(tmp_path: Path) -> None:
-    model = _model([helper.make_node("Frobnicate", ["a"], ["y"], name="frob_2", domain="com.example")],
-                   [_vec("a", [2])], [_vec("y", [2])])
+    model = _model(
+        [helper.make_node("Frobnicate", ["a"], ["y"], name="frob_2", domain="com.example")],
+        [_vec("a", [2])],
+        [_vec("y", [2])],
+    )
     path = _save(model, tmp_path / "noimport.onnx")
     with pytest.raises(ModelImportError, match=r"does not import the op's domain 'com\.example'") as info:
         import_model(path)
@@ -219,8 +248,12 @@ def test_op_of_a_domain_the_model_does_not_import(tmp_path: Path) -> None:
 
 
 def test_unnamed_node_is_named_by_its_outputs(tmp_path: Path) -> None:
-    model = _model([helper.make_node("Frobnicate", ["a"], ["frob_out"], domain="com.example")],
-                   [_vec("a", [2])], [_vec("frob_out", [2])], extra_opsets={"com.example": 1})
+    model = _model(
+        [helper.make_node("Frobnicate", ["a"], ["frob_out"], domain="com.example")],
+        [_vec("a", [2])],
+        [_vec("frob_out", [2])],
+        extra_opsets={"com.example": 1},
+    )
     path = _save(model, tmp_path / "unnamed.onnx")
     with pytest.raises(ModelImportError) as info:
         import_model(path)
@@ -235,8 +268,9 @@ def test_opset_newer_than_our_converter(tmp_path: Path, monkeypatch: pytest.Monk
     found = registry.lookup("", "Abs", 13)
     assert found.fn is None and "version 13" in found.reason and "version 6" in found.reason
     assert registry.lookup("", "Abs", 12).fn is table[6]
-    model = _model([helper.make_node("Abs", ["a"], ["y"], name="abs_1")], [_vec("a", [2])], [_vec("y", [2])],
-                   opset=13)
+    model = _model(
+        [helper.make_node("Abs", ["a"], ["y"], name="abs_1")], [_vec("a", [2])], [_vec("y", [2])], opset=13
+    )
     path = _save(model, tmp_path / "abs13.onnx")
     with pytest.raises(ModelImportError, match="newer than our converter") as info:
         import_model(path)
@@ -256,19 +290,29 @@ def test_registry_lookup() -> None:
 
 
 def test_value_used_before_it_is_produced(tmp_path: Path) -> None:
-    model = _model([helper.make_node("Neg", ["t"], ["y"], name="neg_first"),
-                    helper.make_node("Abs", ["a"], ["t"], name="abs_second")],
-                   [_vec("a", [2])], [_vec("y", [2])])
+    model = _model(
+        [
+            helper.make_node("Neg", ["t"], ["y"], name="neg_first"),
+            helper.make_node("Abs", ["a"], ["t"], name="abs_second"),
+        ],
+        [_vec("a", [2])],
+        [_vec("y", [2])],
+    )
     path = _save(model, tmp_path / "order.onnx")
-    with pytest.raises(ModelImportError, match="uses value 't' that no earlier node or input produces") as info:
+    with pytest.raises(
+        ModelImportError, match="uses value 't' that no earlier node or input produces"
+    ) as info:
         import_model(path)
     _located(info.value, "order.onnx", node="neg_first", op="Neg", opset=17)
 
 
 def test_error_inside_a_node_names_it(tmp_path: Path) -> None:
     """A converter's failure (here: operands that cannot broadcast) is located too."""
-    model = _model([helper.make_node("Add", ["a", "b"], ["y"], name="bad_add")],
-                   [_vec("a", [2]), _vec("b", [3])], [_vec("y", [2])])
+    model = _model(
+        [helper.make_node("Add", ["a", "b"], ["y"], name="bad_add")],
+        [_vec("a", [2]), _vec("b", [3])],
+        [_vec("y", [2])],
+    )
     path = _save(model, tmp_path / "broadcast.onnx")
     with pytest.raises(ModelImportError, match="cannot be broadcast") as info:
         import_model(path)
@@ -280,8 +324,9 @@ def test_error_inside_a_node_names_it(tmp_path: Path) -> None:
 
 def test_binding_type_mismatch(tmp_path: Path) -> None:
     path = _save(_add_model(), tmp_path / "add.onnx")
-    with pytest.raises(ModelImportError, match="type mismatch: input 'a' is float32 in the model but is bound to "
-                                               "float64") as info:
+    with pytest.raises(
+        ModelImportError, match="type mismatch: input 'a' is float32 in the model but is bound to float64"
+    ) as info:
         import_model(path, {"a": InputBinding(dtype=CellType.FLOAT64)})
     _located(info.value, "add.onnx")
     with pytest.raises(ModelImportError, match="type mismatch: input 'b'"):
@@ -290,23 +335,33 @@ def test_binding_type_mismatch(tmp_path: Path) -> None:
 
 def test_binding_an_unknown_input(tmp_path: Path) -> None:
     path = _save(_add_model(), tmp_path / "add.onnx")
-    with pytest.raises(ModelImportError, match=r"bindings name unknown inputs \['c'\]; the model's inputs are a, b"):
+    with pytest.raises(
+        ModelImportError, match=r"bindings name unknown inputs \['c'\]; the model's inputs are a, b"
+    ):
         import_model(path, {"c": InputBinding()})
 
 
 def test_binding_shape_against_static_dims(tmp_path: Path) -> None:
     path = _save(_add_model(), tmp_path / "add.onnx")
-    with pytest.raises(ModelImportError, match="input 'a' axis 0 has size 2 in the model but the binding gives 3"):
+    with pytest.raises(
+        ModelImportError, match="input 'a' axis 0 has size 2 in the model but the binding gives 3"
+    ):
         import_model(path, {"a": InputBinding(shape=(3,))})
-    with pytest.raises(ModelImportError, match=r"input 'a' has rank 1 \(\[2\]\) but is bound to a tensor of shape "
-                                               r"\[1, 1, 2\]"):
+    with pytest.raises(
+        ModelImportError,
+        match=r"input 'a' has rank 1 \(\[2\]\) but is bound to a tensor of shape "
+        r"\[1, 1, 2\]",
+    ):
         import_model(path, {"a": InputBinding(shape=(1, 1, 2))})
 
 
 def _symbolic_model() -> onnx.ModelProto:
     """a[batch, n] + b[batch, n] -> y, with c[n, m] @ ... left out: only the dims matter."""
-    return _model([helper.make_node("Add", ["a", "b"], ["y"], name="sym_add")],
-                  [_vec("a", ["batch", "n"]), _vec("b", ["batch", "n"])], [_vec("y", ["batch", "n"])])
+    return _model(
+        [helper.make_node("Add", ["a", "b"], ["y"], name="sym_add")],
+        [_vec("a", ["batch", "n"]), _vec("b", ["batch", "n"])],
+        [_vec("y", ["batch", "n"])],
+    )
 
 
 def test_conflicting_symbolic_dims(tmp_path: Path) -> None:
@@ -323,8 +378,9 @@ def test_unresolvable_symbolic_dim(tmp_path: Path) -> None:
     with pytest.raises(ModelImportError, match="dimension 'n' of input 'a' has no size") as info:
         import_model(path)
     _located(info.value, "sym.onnx")
-    minus_one = _model([helper.make_node("Neg", ["a"], ["y"], name="neg")], [_vec("a", [2, None])],
-                       [_vec("y", [2, None])])
+    minus_one = _model(
+        [helper.make_node("Neg", ["a"], ["y"], name="neg")], [_vec("a", [2, None])], [_vec("y", [2, None])]
+    )
     path = _save(minus_one, tmp_path / "minus_one.onnx")
     with pytest.raises(ModelImportError, match=r"dimension 1 \(size -1\) of input 'a' has no size"):
         import_model(path)

@@ -137,7 +137,8 @@ def run_oracle(path: Path, feeds: dict[str, Any]) -> dict[str, Any]:
     if any(np.asarray(v).dtype == ml_dtypes.bfloat16 for v in feeds.values()):
         values = {
             k: ort.OrtValue.ortvalue_from_numpy_with_onnx_type(np.asarray(v).view(np.uint16), bf16)
-            if np.asarray(v).dtype == ml_dtypes.bfloat16 else ort.OrtValue.ortvalue_from_numpy(np.asarray(v))
+            if np.asarray(v).dtype == ml_dtypes.bfloat16
+            else ort.OrtValue.ortvalue_from_numpy(np.asarray(v))
             for k, v in feeds.items()
         }
         outs = sess.run_with_ort_values(names, values)
@@ -150,8 +151,9 @@ def compare(got: np.ndarray, want: np.ndarray, rtol: float, atol: float, what: s
     assert got.shape == want.shape, f"{what}: shape {got.shape}, onnxruntime {want.shape}"
     assert got.dtype == want.dtype, f"{what}: cell type {got.dtype}, onnxruntime {want.dtype}"
     if want.dtype.kind == "f" or want.dtype == ml_dtypes.bfloat16:
-        np.testing.assert_allclose(got.astype(np.float64), want.astype(np.float64), rtol=rtol, atol=atol,
-                                   err_msg=what)
+        np.testing.assert_allclose(
+            got.astype(np.float64), want.astype(np.float64), rtol=rtol, atol=atol, err_msg=what
+        )
     else:
         np.testing.assert_array_equal(got, want, err_msg=what)
 
@@ -179,10 +181,7 @@ def check_against_onnxruntime(
         if spec is not None:
             assert spec.shape == per_doc[vi.name], f"input {vi.name}: importer chose {spec.shape}"
             assert spec.role is roles.get(vi.name, Role.ATTRIBUTE)
-    docs = [
-        {vi.name: _cells(name, vi, rng, per_doc[vi.name]) for vi in inputs}
-        for _ in range(N_DOCS)
-    ]
+    docs = [{vi.name: _cells(name, vi, rng, per_doc[vi.name]) for vi in inputs} for _ in range(N_DOCS)]
     # document-independent inputs have one value for all documents
     for vi in inputs:
         if roles.get(vi.name, Role.ATTRIBUTE) is not Role.ATTRIBUTE:
@@ -193,8 +192,9 @@ def check_against_onnxruntime(
         spec = imported.program.inputs.get(vi.name)
         if spec is None:
             continue
-        feeds[vi.name] = (np.stack([d[vi.name] for d in docs]) if spec.role is Role.ATTRIBUTE
-                          else docs[0][vi.name])
+        feeds[vi.name] = (
+            np.stack([d[vi.name] for d in docs]) if spec.role is Role.ATTRIBUTE else docs[0][vi.name]
+        )
     result = NumpyBackend().run(imported.program, feeds, N_DOCS)
     assert set(result) == {vi.name for vi in model.graph.output}
     rtol, atol = TOLERANCE.get(name, (1e-5, 1e-6))
@@ -215,8 +215,11 @@ def assert_located(e: ModelImportError, name: str) -> None:
         assert "domain " in text, text
 
 
-@pytest.mark.parametrize("name", [m for m in MODELS if m not in NOT_BY_ONNXRUNTIME] or
-                         [pytest.param("-", marks=pytest.mark.skip("no vespa models"))])
+@pytest.mark.parametrize(
+    "name",
+    [m for m in MODELS if m not in NOT_BY_ONNXRUNTIME]
+    or [pytest.param("-", marks=pytest.mark.skip("no vespa models"))],
+)
 def test_model_matches_onnxruntime(name: str) -> None:
     check_against_onnxruntime(name, BINDINGS.get(name, {}))
 
@@ -224,8 +227,9 @@ def test_model_matches_onnxruntime(name: str) -> None:
 @pytest.mark.parametrize("name", MODELS or [pytest.param("-", marks=pytest.mark.skip("no vespa models"))])
 def test_import_outcome_is_a_program_or_a_located_error(name: str) -> None:
     try:
-        imported = import_model(VESPA_MODELS / name, {k: InputBinding(shape=v)
-                                                      for k, v in BINDINGS.get(name, {}).items()})
+        imported = import_model(
+            VESPA_MODELS / name, {k: InputBinding(shape=v) for k, v in BINDINGS.get(name, {}).items()}
+        )
     except ModelImportError as e:
         assert_located(e, name)
         if name in MUST_FAIL:
@@ -254,16 +258,21 @@ def test_bias_as_constant_input() -> None:
     if name not in MODELS:
         pytest.skip(f"{name} not present")
     bias = np.array([[0.25]], dtype=np.float32)
-    imported = import_model(VESPA_MODELS / name, {"bias_tensor": InputBinding.constant(bias),
-                                                  "query_tensor": InputBinding(Role.QUERY)})
+    imported = import_model(
+        VESPA_MODELS / name,
+        {"bias_tensor": InputBinding.constant(bias), "query_tensor": InputBinding(Role.QUERY)},
+    )
     assert set(imported.program.inputs) == {"query_tensor", "attribute_tensor"}
     rng = np.random.default_rng(SEED)
     q = rng.normal(size=(1, 4)).astype(np.float32)
     docs = rng.normal(size=(N_DOCS, 4, 1)).astype(np.float32)
-    out = NumpyBackend().run(imported.program, {"query_tensor": q, "attribute_tensor": docs}, N_DOCS)["output"]
+    out = NumpyBackend().run(imported.program, {"query_tensor": q, "attribute_tensor": docs}, N_DOCS)[
+        "output"
+    ]
     for i in range(N_DOCS):
-        want = run_oracle(VESPA_MODELS / name, {"query_tensor": q, "attribute_tensor": docs[i],
-                                                "bias_tensor": bias})["output"]
+        want = run_oracle(
+            VESPA_MODELS / name, {"query_tensor": q, "attribute_tensor": docs[i], "bias_tensor": bias}
+        )["output"]
         compare(out[i], want, 1e-5, 1e-6, f"document {i}")
 
 
@@ -284,6 +293,9 @@ def test_bias_as_constant_input() -> None:
         ("guess_batch.onnx", {"in1": (3,)}),
         ("fragile.onnx", {}),
         ("fragile.onnx", {"in2": (2,)}),
+        # a binding may leave out a static leading axis of size 1, or a symbolic batch of a rank-1 input
+        ("simple.onnx", {"query_tensor": (4,), "attribute_tensor": (4, 1), "bias_tensor": (1,)}),
+        ("guess_batch.onnx", {"in1": (), "in2": (1,)}),
         ("wrapper_dynamic.onnx", {"bias_tensor": (1, 5), "query_tensor": (1, 4)}),
         # a symbol known from one input sizes it in another, whatever the inputs' order
         ("dummy_transformer.onnx", {"token_type_ids": (4,)}),
@@ -299,7 +311,9 @@ def test_open_dims_sized_from_bindings(name: str, bound: dict[str, tuple[int, ..
         model = _load(name)
         full = {vi.name: bound.get(vi.name, (4,)) for vi in _model_inputs(model)}
         imported = import_model(VESPA_MODELS / name, {k: InputBinding(shape=v) for k, v in bound.items()})
-        assert {k: s.shape for k, s in imported.program.inputs.items()} == {k: (1, *v) for k, v in full.items()}
+        assert {k: s.shape for k, s in imported.program.inputs.items()} == {
+            k: (1, *v) for k, v in full.items()
+        }
         bound = full
     if name == "mock_sentence_embedder.onnx":
         imported = import_model(VESPA_MODELS / name, {k: InputBinding(shape=v) for k, v in bound.items()})
@@ -311,17 +325,22 @@ def test_open_dims_sized_from_bindings(name: str, bound: dict[str, tuple[int, ..
 def test_symbolic_dims_that_disagree_are_refused() -> None:
     if "probe_dynamic_model.onnx" not in MODELS:
         pytest.skip("model not present")
-    with pytest.raises(ModelImportError, match=r"dimension 'batch' is 2 in input 'input1' but 3 in input 'input2'"
-                       ) as info:
-        import_model(VESPA_MODELS / "probe_dynamic_model.onnx",
-                     {"input1": InputBinding(shape=(2, 2)), "input2": InputBinding(shape=(3, 2))})
+    with pytest.raises(
+        ModelImportError, match=r"dimension 'batch' is 2 in input 'input1' but 3 in input 'input2'"
+    ) as info:
+        import_model(
+            VESPA_MODELS / "probe_dynamic_model.onnx",
+            {"input1": InputBinding(shape=(2, 2)), "input2": InputBinding(shape=(3, 2))},
+        )
     assert "probe_dynamic_model.onnx" in str(info.value)
 
 
 def test_open_dim_without_binding_is_refused() -> None:
     if "probe_model.onnx" not in MODELS:
         pytest.skip("model not present")
-    with pytest.raises(ModelImportError, match=r"probe_model.onnx.*dimension 'inner' of input 'in1' has no size"):
+    with pytest.raises(
+        ModelImportError, match=r"probe_model.onnx.*dimension 'inner' of input 'in1' has no size"
+    ):
         import_model(VESPA_MODELS / "probe_model.onnx")
     with pytest.raises(ModelImportError, match=r"dimension 1 \(size -1\) of input 'bias_tensor' has no size"):
         import_model(VESPA_MODELS / "wrapper_dynamic.onnx")

@@ -48,10 +48,13 @@ def dense_model(rng: np.random.Generator, x_dims: list[int | str]) -> onnx.Model
         helper.make_node("Softmax", ["h"], ["probs"], name="softmax", axis=-1),
     ]
     graph = helper.make_graph(
-        nodes, "dense",
+        nodes,
+        "dense",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_dims)],
-        [helper.make_tensor_value_info("score", TensorProto.FLOAT, [x_dims[0], 1]),
-         helper.make_tensor_value_info("probs", TensorProto.FLOAT, [x_dims[0], 4])],
+        [
+            helper.make_tensor_value_info("score", TensorProto.FLOAT, [x_dims[0], 1]),
+            helper.make_tensor_value_info("probs", TensorProto.FLOAT, [x_dims[0], 4]),
+        ],
         initializer=[_weights(rng, "W", (8, 4)), _weights(rng, "b", (4,)), _ints("axis1", [1])],
     )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=8)
@@ -67,10 +70,13 @@ def token_model(rng: np.random.Generator) -> onnx.ModelProto:
         helper.make_node("Transpose", ["h"], ["ht"], name="t", perm=[1, 0]),
     ]
     graph = helper.make_graph(
-        nodes, "tokens",
+        nodes,
+        "tokens",
         [helper.make_tensor_value_info("tokens", TensorProto.FLOAT, [4, 6])],
-        [helper.make_tensor_value_info("pooled", TensorProto.FLOAT, [3]),
-         helper.make_tensor_value_info("ht", TensorProto.FLOAT, [3, 4])],
+        [
+            helper.make_tensor_value_info("pooled", TensorProto.FLOAT, [3]),
+            helper.make_tensor_value_info("ht", TensorProto.FLOAT, [3, 4]),
+        ],
         initializer=[_weights(rng, "W", (6, 3)), _ints("axis0", [0])],
     )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=8)
@@ -85,9 +91,12 @@ def query_model(rng: np.random.Generator, batch: int | str) -> onnx.ModelProto:
         helper.make_node("Add", ["dot", "lin"], ["score"], name="score"),
     ]
     graph = helper.make_graph(
-        nodes, "query_doc",
-        [helper.make_tensor_value_info("q", TensorProto.FLOAT, [1, 8]),
-         helper.make_tensor_value_info("d", TensorProto.FLOAT, [batch, 8])],
+        nodes,
+        "query_doc",
+        [
+            helper.make_tensor_value_info("q", TensorProto.FLOAT, [1, 8]),
+            helper.make_tensor_value_info("d", TensorProto.FLOAT, [batch, 8]),
+        ],
         [helper.make_tensor_value_info("score", TensorProto.FLOAT, [batch, 1])],
         initializer=[_weights(rng, "w", (8, 1)), _ints("axis1", [1])],
     )
@@ -101,9 +110,12 @@ def query_tokens_model(rng: np.random.Generator) -> onnx.ModelProto:
         helper.make_node("ReduceMax", ["sims"], ["best"], name="best", axes=[0], keepdims=0),
     ]
     graph = helper.make_graph(
-        nodes, "maxsim",
-        [helper.make_tensor_value_info("q", TensorProto.FLOAT, [8]),
-         helper.make_tensor_value_info("d", TensorProto.FLOAT, [4, 8])],
+        nodes,
+        "maxsim",
+        [
+            helper.make_tensor_value_info("q", TensorProto.FLOAT, [8]),
+            helper.make_tensor_value_info("d", TensorProto.FLOAT, [4, 8]),
+        ],
         [helper.make_tensor_value_info("best", TensorProto.FLOAT, [])],
     )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=8)

@@ -68,9 +68,12 @@ def one_op_model(
     shape and type); `initializers` are constant operands. Output types are left to inference."""
     initializers = initializers or {}
     order = input_order or [*inputs, *initializers]
-    node = helper.make_node(op, order, [f"out{i}" for i in range(n_outputs)], name=f"the_{op.lower()}", **attrs)
+    node = helper.make_node(
+        op, order, [f"out{i}" for i in range(n_outputs)], name=f"the_{op.lower()}", **attrs
+    )
     graph = helper.make_graph(
-        [node], f"one_{op.lower()}",
+        [node],
+        f"one_{op.lower()}",
         [helper.make_tensor_value_info(k, ONNX_OF_NP[v.dtype], list(v.shape)) for k, v in inputs.items()],
         [onnx.ValueInfoProto(name=f"out{i}") for i in range(n_outputs)],
         initializer=[numpy_helper.from_array(np.asarray(v), k) for k, v in initializers.items()],
@@ -106,7 +109,13 @@ def check_against_onnxruntime(
             assert mine.shape == w.shape, f"{what}: shape {mine.shape}, onnxruntime {w.shape}"
             assert mine.dtype == w.dtype, f"{what}: cell type {mine.dtype}, onnxruntime {w.dtype}"
             if w.dtype.kind == "f":
-                np.testing.assert_allclose(mine.astype(np.float64), w.astype(np.float64), rtol=rtol, atol=atol,
-                                           equal_nan=True, err_msg=what)
+                np.testing.assert_allclose(
+                    mine.astype(np.float64),
+                    w.astype(np.float64),
+                    rtol=rtol,
+                    atol=atol,
+                    equal_nan=True,
+                    err_msg=what,
+                )
             else:
                 np.testing.assert_array_equal(mine, w, err_msg=what)

@@ -119,13 +119,11 @@ def leaky_relu(ctx: NodeContext) -> Sequence[Node | None]:
 
 
 def _prelu_slope(ctx: NodeContext, x: Node, slope: Node) -> Node:
-    try:
-        build.broadcast_shapes(x.shape, slope.shape)
+    pairs = zip(reversed(x.shape), reversed(slope.shape))
+    if slope.rank <= x.rank and all(s in (d, 1) for d, s in pairs):
         return slope
-    except build.IRError:
-        pass
     # opsets before 7 meant a per-channel slope [C] for an input [N, C, ...]
-    if slope.rank == 1 and x.rank >= 2 and x.shape[1] == slope.shape[0]:
+    if ctx.opset < 7 and slope.rank == 1 and x.rank >= 2 and x.shape[1] == slope.shape[0]:
         return build.reshape(slope, (slope.shape[0], *([1] * (x.rank - 2))))
     raise ctx.error(f"slope of shape {list(slope.shape)} does not broadcast to input {list(x.shape)}")
 
@@ -135,11 +133,7 @@ def prelu(ctx: NodeContext) -> Sequence[Node | None]:
     x, slope = ctx.input(0), ctx.input(1)
     same_type(ctx, x, slope)
     slope = _prelu_slope(ctx, x, slope)
-    out = build.select(build.join("lt", x, scalar_like(x, 0)), build.join("mul", x, slope), x, label=ctx.name)
-    if out.shape != x.shape:
-        raise ctx.error(f"slope of shape {list(slope.shape)} would broadcast the input {list(x.shape)} "
-                        f"to {list(out.shape)}")
-    return [out]
+    return [build.select(build.join("lt", x, scalar_like(x, 0)), build.join("mul", x, slope), x, label=ctx.name)]
 
 
 @converter("ThresholdedRelu", 10, 22)

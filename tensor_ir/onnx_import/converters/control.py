@@ -47,7 +47,7 @@ def if_(ctx: NodeContext) -> Sequence[Node | None]:
     then_g, else_g = _graph(ctx, "then_branch"), _graph(ctx, "else_branch")
     if cond.is_constant:
         return ctx.subgraph(then_g if bool(cond.value) else else_g, [])
-    where = cond.variance.name.lower().replace("_", " x ")
+    where = str(cond.variance.name or "").lower().replace("_", " x ")
     need = ("the condition depends on " + where + " data, so both branches must give outputs of "
             "one shape and type to be selected between per document")
     try:
@@ -65,7 +65,7 @@ def if_(ctx: NodeContext) -> Sequence[Node | None]:
                 f"{b.dtype.np_name}{list(b.shape)} in the else branch",
                 needs_constant=True,
             )
-        out.append(build.select(cond, a, b, label=ctx.name))
+        out.append(a if a is b else build.select(cond, a, b, label=ctx.name))
     return out
 
 
@@ -209,8 +209,8 @@ def scan(ctx: NodeContext) -> Sequence[Node | None]:
         if len(full) != 1 or any(int(v) != next(iter(full)) for v in lens):
             raise ctx.error("unsupported: sequence_lens shorter than the scanned axis")
     batches = {x.shape[0] for x in args if x.rank}
-    if len(batches) != 1 or any(x.rank == 0 for x in args):
-        raise ctx.error("all operands need one leading batch axis of the same size")
+    if len(batches) != 1 or any(x.rank == 0 for x in args) or 0 in batches:
+        raise ctx.error("all operands need one leading, non-empty batch axis of the same size")
     rows = []
     for b in range(batches.pop()):
         rows.append(_scan_steps(ctx, body, [_take(s, 0, b) for s in states], [_take(x, 0, b) for x in scan_in],

@@ -21,7 +21,7 @@ from tensor_ir.dtypes import CellType
 from tensor_ir.ir import Node
 from tensor_ir.onnx_import.context import NodeContext
 from tensor_ir.onnx_import.converters.common import scalar_like
-from tensor_ir.onnx_import.converters.linalg import round_saturate
+from tensor_ir.onnx_import.converters.linalg import integer_range, round_saturate
 from tensor_ir.onnx_import.registry import converter
 
 # ---------------------------------------------------------------- window geometry
@@ -295,13 +295,13 @@ def conv_transpose(ctx: NodeContext) -> Sequence[Node | None]:
     # the transposed convolution is a stride-1 convolution of the zero-spread input, padded by
     # span - 1 - pad, with the spatially flipped kernel whose in/out channels are swapped per group
     spread = _spread(x, strides)
-    pads = [(0, 0), (0, 0)]
+    spread_pads = [(0, 0), (0, 0)]
     for i in range(r):
         lead = span[i] - 1 - begin[i]
         # the spread input already ends in stride - 1 zeros
         trail = span[i] - 1 - end[i] + out_pad[i] - (strides[i] - 1)
-        pads.append((lead, trail))
-    spread = build.pad(spread, pads, "constant", 0)
+        spread_pads.append((lead, trail))
+    spread = build.pad(spread, spread_pads, "constant", 0)
     cg, mg = c // groups, w.shape[1]
     wf = build.reshape(w, (groups, cg, mg, *kernel))
     wf = build.transpose(wf, (0, 2, 1, *range(3, 3 + r)))
@@ -326,11 +326,7 @@ def _pool_geometry(ctx: NodeContext, x: Node) -> _Geometry:
 
 
 def _lowest(ct: CellType) -> float | int:
-    if ct.is_float:
-        return -math.inf
-    import ml_dtypes
-
-    return int(ml_dtypes.iinfo(ct.np_dtype).min)
+    return -math.inf if ct.is_float else integer_range(ct)[0]
 
 
 @converter("MaxPool", 1, 8, 10, 11, 12, 22)
@@ -445,3 +441,64 @@ def global_lp_pool(ctx: NodeContext) -> Sequence[Node | None]:
     x = ctx.input(0)
     ctx.float_types_only(x)
     return [_lp(x, _p_attr(ctx), _global_axes(ctx, x), keepdims=True)]
+
+
+@converter("MaxUnpool", 9, 11, 22)
+def max_unpool(ctx: NodeContext) -> Sequence[Node | None]:
+    x, idx = ctx.input(0), ctx.input(1)
+    _check_input(ctx, x)
+    if idx.shape != x.shape:
+        raise ctx.error(f"I of shape {list(idx.shape)} differs from X of shape {list(x.shape)}")
+    r = x.rank - 2
+    given = ctx.optional_const_ints(2, "output_shape")
+    if given is not None:
+        if len(given) != x.rank:
+            raise ctx.error(f"output_shape {given} must name all {x.rank} axes")
+        shape = given
+    else:
+        kernel = ctx.attr("kernel_shape")
+        if not kernel or len(kernel) != r:
+            raise ctx.error(f"kernel_shape {kernel} must name one size per spatial axis")
+        strides = _ints_attr(ctx, "strides", r, 1)
+        pads = _ints_attr(ctx, "pads", 2 * r, 0)
+        shape = [*x.shape[:2], *((x.shape[2 + i] - 1) * strides[i] + int(kernel[i]) - pads[i] - pads[r + i]
+                                  for i in range(r))]
+    total = int(np.prod(shape, dtype=np.int64))
+    zeros = build.broadcast(scalar_like(x, 0), (total,))
+    # I holds flat positions in the output (as MaxPool's Indices do in its input)
+    out = build.scatter_elements(zeros, build.reshape(idx, (x.size,)), build.reshape(x, (x.size,)), 0, "none")
+    return [build.reshape(out, shape)]
+
+
+@converter("Col2Im", 18)
+def col2im(ctx: NodeContext) -> Sequence[Node | None]:
+    x = ctx.input(0)
+    image = ctx.const_ints(1, "image_shape")
+    block = ctx.const_ints(2, "block_shape")
+    r = len(image)
+    if x.rank != 3 or len(block) != r or r == 0:
+        raise ctx.error(f"input must be [N, C * prod(block_shape), L], got {list(x.shape)} for image_shape "
+                        f"{image} and block_shape {block}")
+    taps = int(np.prod(block, dtype=np.int64))
+    n, ck, length = x.shape
+    if ck % taps:
+        raise ctx.error(f"input axis 1 ({ck}) is not a multiple of the block size {taps}")
+    c = ck // taps
+    strides = _ints_attr(ctx, "strides", r, 1)
+    dilations = _ints_attr(ctx, "dilations", r, 1)
+    pads = _ints_attr(ctx, "pads", 2 * r, 0)
+    padded = [image[i] + pads[i] + pads[r + i] for i in range(r)]
+    out = [(padded[i] - ((block[i] - 1) * dilations[i] + 1)) // strides[i] + 1 for i in range(r)]
+    if any(o <= 0 for o in out) or int(np.prod(out, dtype=np.int64)) != length:
+        raise ctx.error(f"{length} blocks do not tile image {image} with block {block}, strides {list(strides)}, "
+                        f"dilations {list(dilations)} and pads {list(pads)}")
+    # every (tap, block) cell adds into one position of the padded image: a single scatter-add
+    js = np.indices(block).reshape(r, taps, 1)
+    os_ = np.indices(out).reshape(r, 1, length)
+    pos = [os_[i] * strides[i] + js[i] * dilations[i] for i in range(r)]
+    flat = np.ravel_multi_index(tuple(pos), padded).reshape(-1)
+    idx = build.broadcast(build.as_array(flat, CellType.INT64), (n, c, taps * length))
+    zeros = build.broadcast(scalar_like(x, 0), (n, c, int(np.prod(padded, dtype=np.int64))))
+    y = build.scatter_elements(zeros, idx, build.reshape(x, (n, c, taps * length)), 2, "add")
+    y = build.reshape(y, (n, c, *padded))
+    return [build.slice_(y, [0, 0, *pads[:r]], [n, c, *(pads[i] + image[i] for i in range(r))], [1] * (r + 2))]

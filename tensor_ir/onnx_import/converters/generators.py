@@ -78,7 +78,8 @@ def constant_of_shape(ctx: NodeContext) -> Sequence[Node | None]:
     return [build.broadcast(fill, shape, label=ctx.name)]
 
 
-_STASH = {onnx.TensorProto.FLOAT: np.float32, onnx.TensorProto.DOUBLE: np.float64}
+_STASH: dict[int, type[np.floating[Any]]] = {int(onnx.TensorProto.FLOAT): np.float32,
+                                              int(onnx.TensorProto.DOUBLE): np.float64}
 
 
 @converter("Range", 11, 27)

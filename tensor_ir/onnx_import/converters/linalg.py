@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
+import ml_dtypes
 import numpy as np
 
 from tensor_ir import build
@@ -279,16 +280,15 @@ def matmul_integer(ctx: NodeContext) -> Sequence[Node | None]:
     return [numpy_matmul(a, b)]
 
 
-def _integer_range(ct: CellType) -> tuple[int, int]:
-    import ml_dtypes
-
-    info = ml_dtypes.iinfo(ct.np_dtype)
+def integer_range(ct: CellType) -> tuple[int, int]:
+    """The smallest and largest value of an integer cell type (int4 and friends included)."""
+    info = ml_dtypes.iinfo(ct.np_dtype)  # type: ignore[no-untyped-call]
     return int(info.min), int(info.max)
 
 
 def round_saturate(x: Node, to: CellType) -> Node:
     """Round half to even, clip to `to`'s range, convert (x is float)."""
-    lo, hi = _integer_range(to)
+    lo, hi = integer_range(to)
     r = build.map_("round", x)
     r = build.join("max", r, scalar_like(r, lo))
     r = build.join("min", r, scalar_like(r, hi))

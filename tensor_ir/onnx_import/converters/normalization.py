@@ -46,6 +46,11 @@ def _stash_type(ctx: NodeContext) -> CellType:
     return stash
 
 
+def _work_type(stash: CellType, x: Node) -> CellType:
+    """Statistics are computed in the stash type, but never below a float64 input's precision."""
+    return CellType.FLOAT64 if x.dtype is CellType.FLOAT64 else stash
+
+
 # ---------------------------------------------------------------- softmax family
 
 
@@ -106,7 +111,7 @@ def layer_normalization(ctx: NodeContext) -> Sequence[Node | None]:
     stash = _stash_type(ctx)
     a = _axis(ctx, x, -1)
     axes = list(range(a, x.rank))
-    xu = build.cast(x, stash)
+    xu = build.cast(x, _work_type(stash, x))
     mu = mean(xu, axes)
     dev = build.join("sub", xu, mu)
     var = mean(build.join("mul", dev, dev), axes)
@@ -115,15 +120,14 @@ def layer_normalization(ctx: NodeContext) -> Sequence[Node | None]:
     y = build.join("mul", build.cast(build.join("mul", dev, inv_std), x.dtype), build.cast(scale, x.dtype))
     if bias is not None:
         y = build.join("add", y, build.cast(bias, x.dtype))
-    return [y, mu, inv_std]
+    return [y, build.cast(mu, stash), build.cast(inv_std, stash)]
 
 
 @converter("RMSNormalization", 23)
 def rms_normalization(ctx: NodeContext) -> Sequence[Node | None]:
     x, scale = _float_input(ctx, 0), ctx.input(1)
-    stash = _stash_type(ctx)
     axes = list(range(_axis(ctx, x, -1), x.rank))
-    xu = build.cast(x, stash)
+    xu = build.cast(x, _work_type(_stash_type(ctx), x))
     ms = mean(build.join("mul", xu, xu), axes)
     rms = build.map_("sqrt", build.join("add", ms, scalar_like(ms, float(ctx.attr("epsilon", 1e-5)))))
     y = build.cast(build.join("div", xu, rms), x.dtype)
@@ -188,7 +192,7 @@ def group_normalization(ctx: NodeContext) -> Sequence[Node | None]:
         raise ctx.error(f"num_groups={groups} does not divide the {c} channels")
     # opset 18 computes in the input type with per-group scale and bias; 21 in stash_type
     # with per-channel scale and bias
-    work = _stash_type(ctx) if ctx.opset >= 21 else x.dtype
+    work = _work_type(_stash_type(ctx), x) if ctx.opset >= 21 else x.dtype
     xg = build.reshape(build.cast(x, work), (n, groups, x.size // max(n * groups, 1)))
     mu = mean(xg, [2])
     dev = build.join("sub", xg, mu)
@@ -235,6 +239,9 @@ def mean_variance_normalization(ctx: NodeContext) -> Sequence[Node | None]:
     return [build.join("div", build.join("sub", x, mu), std)]
 
 
+_LRN_SHIFTED_VIEWS = 8
+
+
 @converter("LRN", 1, 13)
 def lrn(ctx: NodeContext) -> Sequence[Node | None]:
     x = _float_input(ctx, 0)
@@ -247,15 +254,23 @@ def lrn(ctx: NodeContext) -> Sequence[Node | None]:
     sq = build.join("mul", x, x)
     lo, hi = (size - 1) // 2, size - 1 - (size - 1) // 2
     c = x.shape[1]
-    padded = build.pad(sq, [(0, 0), (lo, hi), *([(0, 0)] * (x.rank - 2))], "constant", 0)
-    # the window sum over channels as `size` shifted views: size is small (3 or 5 in practice)
-    total: Node | None = None
-    for k in range(size):
-        starts = [0, k] + [0] * (x.rank - 2)
-        stops = [x.shape[0], k + c, *x.shape[2:]]
-        view = build.slice_(padded, starts, stops, [1] * x.rank)
-        total = view if total is None else build.join("add", total, view)
-    assert total is not None
+    if size <= _LRN_SHIFTED_VIEWS:
+        # the window sum over channels as `size` shifted views (3 or 5 in practice)
+        padded = build.pad(sq, [(0, 0), (lo, hi), *([(0, 0)] * (x.rank - 2))], "constant", 0)
+        total: Node | None = None
+        for k in range(size):
+            starts = [0, k] + [0] * (x.rank - 2)
+            stops = [x.shape[0], k + c, *x.shape[2:]]
+            view = build.slice_(padded, starts, stops, [1] * x.rank)
+            total = view if total is None else build.join("add", total, view)
+        assert total is not None
+    else:
+        # wide windows: one matmul with a banded 0/1 matrix over the channel axis
+        i = np.arange(c)
+        band = ((i[:, None] - i[None, :] <= lo) & (i[None, :] - i[:, None] <= hi)).astype(x.dtype.np_dtype)
+        perm = [0, *range(2, x.rank), 1]
+        moved = build.matmul(build.transpose(sq, perm), build.constant(band, x.dtype))
+        total = build.transpose(moved, [0, x.rank - 1, *range(1, x.rank - 1)])
     base = build.join("add", scalar_like(x, bias), build.join("mul", scalar_like(x, alpha / size), total))
     return [build.join("div", x, build.join("pow", base, scalar_like(x, beta)))]
 

@@ -15,7 +15,8 @@ import ml_dtypes
 import numpy as np
 
 from tensor_ir import build
-from tensor_ir.dtypes import CellType
+from tensor_ir.dtypes import CellType, compute_type
+from tensor_ir.errors import IRError
 from tensor_ir.ir import Node
 from tensor_ir.onnx_import.context import NodeContext
 from tensor_ir.onnx_import.converters.common import axes_input_or_attr, scalar_like
@@ -31,7 +32,7 @@ def _axes(ctx: NodeContext, x: Node) -> Axes:
         return () if ctx.attr("noop_with_empty_axes", 0) else None
     try:
         return tuple(sorted({build.normalize_axis(a, x.rank) for a in axes}))
-    except build.IRError as e:
+    except IRError as e:
         raise ctx.error(f"axes {axes}: {e}") from None
 
 
@@ -49,7 +50,7 @@ def _extreme(ct: CellType, largest: bool) -> float | int | bool:
         return largest
     if ct.is_float:
         return float("inf") if largest else float("-inf")
-    info = ml_dtypes.iinfo(ct.np_dtype)
+    info = ml_dtypes.iinfo(ct.np_dtype)  # type: ignore[no-untyped-call]
     return int(info.max) if largest else int(info.min)
 
 
@@ -139,29 +140,38 @@ def _log_sum_exp(ctx: NodeContext, x: Node) -> Node:
     return build.join("add", out, m)
 
 
-_REDUCERS: dict[str, tuple[Callable[[NodeContext, Node], Node], tuple[int, ...]]] = {
-    "ReduceSum": (_sum, (1, 11, 13)),
-    "ReduceMean": (_mean, (1, 11, 13, 18)),
-    "ReduceMax": (_max, (1, 11, 12, 13, 18, 20)),
-    "ReduceMin": (_min, (1, 11, 12, 13, 18, 20)),
-    "ReduceProd": (_prod, (1, 11, 13, 18)),
-    "ReduceL1": (_l1, (1, 11, 13, 18)),
-    "ReduceL2": (_l2, (1, 11, 13, 18)),
-    "ReduceSumSquare": (_sum_square, (1, 11, 13, 18)),
-    "ReduceLogSum": (_log_sum, (1, 11, 13, 18, 28)),
-    "ReduceLogSumExp": (_log_sum_exp, (1, 11, 13, 18, 28)),
+# name: (conversion, since_versions, computed in float32 for 16-bit floats). The single
+# reductions already accumulate wide; the chains widen so that x * x, or a mean's sum, do
+# not overflow or round at every step in float16.
+_REDUCERS: dict[str, tuple[Callable[[NodeContext, Node], Node], tuple[int, ...], bool]] = {
+    "ReduceSum": (_sum, (1, 11, 13), False),
+    "ReduceMean": (_mean, (1, 11, 13, 18), True),
+    "ReduceMax": (_max, (1, 11, 12, 13, 18, 20), False),
+    "ReduceMin": (_min, (1, 11, 12, 13, 18, 20), False),
+    "ReduceProd": (_prod, (1, 11, 13, 18), False),
+    "ReduceL1": (_l1, (1, 11, 13, 18), True),
+    "ReduceL2": (_l2, (1, 11, 13, 18), True),
+    "ReduceSumSquare": (_sum_square, (1, 11, 13, 18), True),
+    "ReduceLogSum": (_log_sum, (1, 11, 13, 18, 28), True),
+    "ReduceLogSumExp": (_log_sum_exp, (1, 11, 13, 18, 28), True),
 }
 
 
-def _reducer(fn: Callable[[NodeContext, Node], Node]) -> Callable[[NodeContext], Sequence[Node | None]]:
+def _reducer(
+    fn: Callable[[NodeContext, Node], Node], widen: bool
+) -> Callable[[NodeContext], Sequence[Node | None]]:
     def convert(ctx: NodeContext) -> Sequence[Node | None]:
-        return [fn(ctx, ctx.input(0))]
+        x = ctx.input(0)
+        wide = compute_type(x.dtype)
+        if not widen or wide is x.dtype or not x.dtype.is_float:
+            return [fn(ctx, x)]
+        return [build.cast(fn(ctx, build.cast(x, wide)), x.dtype)]
 
     return convert
 
 
-for _op, (_fn, _versions) in _REDUCERS.items():
-    converter(_op, *_versions)(_reducer(_fn))
+for _op, (_fn, _versions, _widen) in _REDUCERS.items():
+    converter(_op, *_versions)(_reducer(_fn, _widen))
 
 
 def _arg(ctx: NodeContext, agg: str) -> Node:

@@ -260,9 +260,10 @@ def slice_axes(
     axes: Sequence[int] | None,
     steps: Sequence[int] | None,
 ) -> Node:
-    """ONNX Slice: per listed axis, negative bounds count from the end, and out-of-range
-    bounds clamp (to [0, d] for positive steps, to [-1, d-1] for negative ones), which is
-    exactly Python's slice.indices."""
+    """ONNX Slice: per listed axis, negative bounds count from the end, then starts clamp to
+    [0, d] (positive steps) or [0, d-1] (negative steps) and ends to [0, d] or [-1, d-1].
+    That is Python's slice.indices except for a negative step's start below -d, which
+    Python reads as "before index 0" (nothing) and ONNX clamps to index 0."""
     if axes is None:
         axes = list(range(len(starts)))
     if steps is None:
@@ -277,6 +278,8 @@ def slice_axes(
     for a, s0, s1, step in zip(norm, starts, ends, steps, strict=True):
         if step == 0:
             raise ctx.error("slice step of 0")
+        if step < 0 and s0 < -x.shape[a]:
+            s0 = 0
         lo[a], hi[a], st[a] = s0, s1, step
     return build.slice_(x, lo, hi, st, label=ctx.name)
 
