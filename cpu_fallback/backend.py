@@ -147,7 +147,9 @@ class _Plan:
             for x in node.inputs:
                 if id(x) in owned:
                     owned.discard(id(x))  # the view aliases it now
-                    if node.op is not Op.BROADCAST and self._last_use.get(id(x)) == i:
+                    # the view may inherit the buffer only from a value nothing reads any more:
+                    # not from an output, which is copied out after the block
+                    if node.op is not Op.BROADCAST and self._last_use.get(id(x)) == i and id(x) not in self._outputs:
                         owned.add(id(node))
         else:
             owned.add(id(node))

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -66,7 +66,7 @@ class Snapshot:
         return len(self.ids)
 
     def view(self) -> ShardView:
-        return ShardView(self.ids, self.columns, self.live)
+        return ShardView(cast(Sequence[str], self.ids), self.columns, self.live)
 
     def row_of(self, doc_id: str) -> int | None:
         """The live row holding `doc_id` in this snapshot (the index is built on first use)."""
@@ -77,6 +77,16 @@ class Snapshot:
 
 
 class Shard:
+    # the writer's state: rows [0, _n) of the columns are in use, _dead of them tombstones
+    _cap: int
+    _n: int
+    _dead: int
+    _ids: npt.NDArray[np.object_]
+    _live: npt.NDArray[np.bool_]
+    _rows: dict[str, int]  # live document id -> row
+    _cols: dict[str, Any]  # field -> column [_cap, *shape] on the backend's device
+    _snapshot: Snapshot
+
     def __init__(self, doctype: str, fields: Sequence[FieldSpec], backend: Backend,
                  initial_capacity: int = 1024) -> None:
         self.doctype = doctype
@@ -200,10 +210,10 @@ class Shard:
         self._cap = cap
         self._n = 0
         self._dead = 0
-        self._ids: npt.NDArray[np.object_] = np.empty(cap, dtype=object)
-        self._live: npt.NDArray[np.bool_] = np.zeros(cap, dtype=np.bool_)
-        self._rows: dict[str, int] = {}
-        self._cols: dict[str, Any] = {}
+        self._ids = np.empty(cap, dtype=object)
+        self._live = np.zeros(cap, dtype=np.bool_)
+        self._rows = {}
+        self._cols = {}
         if allocate:
             for f in self.fields:
                 self._cols[f.name] = self.backend.asarray(np.zeros((cap, *f.shape), dtype=f.dtype))

@@ -251,8 +251,11 @@ class DocumentStore:
                 del unchecked[mark:]
                 results[i] = FeedResult(start + i, rids[i], e.doc_id or operation_id(obj), _kind(obj), False, str(e))
                 continue
-            if len(unchecked) > mark:
-                owner.extend([len(parsed)] * (len(unchecked) - mark))
+            added = len(unchecked) - mark
+            if added == 1:
+                owner.append(len(parsed))
+            elif added:
+                owner.extend([len(parsed)] * added)
             parsed.append((i, op))
         if unchecked:
             failed: dict[int, str] = {}
@@ -277,7 +280,7 @@ class DocumentStore:
             for i, op in parsed:
                 if op.__class__ is Update:
                     try:
-                        op = Put(op.doc_id, op.doctype, self._updated(op, pending))  # type: ignore[arg-type]
+                        op = Put(op.doc_id, op.doctype, self._updated(op, pending))
                     except FeedError as e:
                         results[i] = FeedResult(start + i, rids[i], op.doc_id, op.kind, False, str(e))
                         continue

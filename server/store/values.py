@@ -102,7 +102,7 @@ class FieldSpec:
         """
         if value.__class__ is bytes and self.type is not None and len(value) == self.nbytes:
             # the wire form: raw little-endian cells
-            arr = np.frombuffer(value, dtype=self.dtype)
+            arr = np.frombuffer(value, self.dtype)
             if arr.shape != self.shape:
                 arr = arr.reshape(self.shape)
             if self.float_cells:
@@ -171,8 +171,18 @@ class FieldSpec:
                 raise FieldValueError(f"{self.type_text} takes {self.nbytes} bytes of raw little-endian "
                                       f"{self.cell_name} cells ({self.cells} cells), got {len(raw)} bytes")
             return self.check_array(np.frombuffer(raw, dtype=self.dtype).reshape(self.shape), copy=False)
-        # fast path for the common flat forms: [..] and {"values": [..]}
+        # fast paths for the common forms: {"values": "hex"}, [..] and {"values": [..]}
         flat = v if isinstance(v, list) else v.get("values") if isinstance(v, dict) and len(v) == 1 else None
+        if flat.__class__ is str and len(flat) == 2 * self.nbytes:
+            try:
+                raw = bytes.fromhex(flat)
+            except ValueError:
+                raw = b""  # tensor_json below says what is wrong
+            if raw:
+                # Vespa's hex dump is big-endian: each cell's bits as an unsigned integer
+                size = self.dtype.itemsize
+                cells = np.frombuffer(raw, dtype=f">u{size}").astype(f"<u{size}").view(self.dtype)
+                return self.check_array(cells.reshape(self.shape), copy=False)
         if isinstance(flat, list) and len(flat) == self.cells and flat and not isinstance(flat[0], list):
             if bool not in set(map(type, flat)):
                 arr = np.array(flat)
@@ -305,7 +315,8 @@ def nonfinite(unchecked: Sequence[tuple[FieldSpec, Array]]) -> list[int]:
         groups.setdefault(spec, []).append(i)
     bad: list[int] = []
     for spec, idx in groups.items():
-        block = np.concatenate([unchecked[i][1].reshape(-1) for i in idx]).reshape(len(idx), spec.cells)
+        arrays = [unchecked[i][1] for i in idx]
+        block = (np.concatenate(arrays) if spec.shape else np.array(arrays)).reshape(len(idx), spec.cells)
         ok = np.isfinite(block).all(axis=1)
         if not ok.all():
             bad.extend(idx[j] for j in np.flatnonzero(~ok).tolist())

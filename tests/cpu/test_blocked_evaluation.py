@@ -83,3 +83,16 @@ def test_block_memory_is_bounded() -> None:
     plan = NumpyProgram(program, block_bytes=64 << 10).plan(100_000)
     per_doc = sum(n.size * n.dtype.np_dtype.itemsize for n in plan.program.nodes() if n.per_document)
     assert plan.block * per_doc <= max(64 << 10, 256 * per_doc)
+
+
+def test_an_output_viewed_by_a_later_node_is_not_overwritten() -> None:
+    # x is an output; its reshape is the last reader of x and feeds an in-place chain
+    d = build.input_("d", Role.ATTRIBUTE, (2, 3), F32)
+    x = build.join("mul", d, build.scalar(2.0, F32))
+    y = build.reshape(x, (3, 2))
+    z = build.join("sub", y, build.scalar(100.0, F32))
+    program = Program({"x": x, "z": z})
+    feeds = {"d": np.arange(24, dtype=np.float32).reshape(4, 2, 3)}
+    got = NumpyProgram(program).run(feeds, 4)
+    np.testing.assert_array_equal(got["x"], feeds["d"] * 2)
+    np.testing.assert_array_equal(got["z"], (feeds["d"] * 2).reshape(4, 3, 2) - 100)

@@ -217,7 +217,8 @@ def test_col2im(rng: np.random.Generator, attrs: dict[str, Any]) -> None:
     image, block = np.array([5, 6], np.int64), np.array([2, 3], np.int64)
     strides, dilations = attrs.get("strides", [1, 1]), attrs.get("dilations", [1, 1])
     pads = attrs.get("pads", [0, 0, 0, 0])
-    blocks = [(image[i] + pads[i] + pads[2 + i] - (block[i] - 1) * dilations[i] - 1) // strides[i] + 1 for i in range(2)]
+    blocks = [(image[i] + pads[i] + pads[2 + i] - (block[i] - 1) * dilations[i] - 1) // strides[i] + 1
+              for i in range(2)]
     docs = docs_of(rng, _x((2, 3 * 6, int(np.prod(blocks)))))
     node = helper.make_node("Col2Im", ["x", "image", "block"], ["y"], **attrs)
     check(model_of(node, docs[0], 18, {"image": image, "block": block}), docs, atol=1e-6)

@@ -201,13 +201,11 @@ def test_einsum_trace_uses_one_gather_not_a_loop() -> None:
     ("ij->i,j", "invalid character"),
 ])
 def test_einsum_bad_equations(equation: str, message: str) -> None:
-    x = np.zeros((2, 2), np.float32)
     names = ["a", "b"] if "," in equation.split("->")[0] else ["a"]
     graph = helper.make_graph([helper.make_node("Einsum", names, ["y"], equation=equation)], "m",
                               [helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, [2, 2]) for n in names],
                               [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 12)])
-    del x
     with pytest.raises(ModelImportError, match=message):
         import_model(model)
 
@@ -322,9 +320,7 @@ def test_float8_quantize_round_trip(rng: np.random.Generator) -> None:
         return {"x": x}
 
     docs = docs_of(rng, make)
-    zp = onnx.numpy_helper.from_array(np.zeros((), np.float32), "z")
     zp_f8 = helper.make_tensor("z", onnx.TensorProto.FLOAT8E4M3FN, [], [0.0])
-    del zp
     q = helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"])
     dq = helper.make_node("DequantizeLinear", ["q", "s", "z"], ["y"])
     model = model_of([q, dq], docs[0], 21, {"s": np.array(2.0, np.float32)}, outputs=("y",))

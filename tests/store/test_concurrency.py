@@ -154,7 +154,7 @@ def test_feed_while_ranking(tmp_path: Path) -> None:
                     counts["gets"] += 1
                     if doc is not None:
                         v = int(doc.fields["version"])
-                        assert float(doc.fields["weight"]) == v and (doc.fields["embedding"] == v).all()
+                        assert float(doc.fields["weight"]) == v and np.all(doc.fields["embedding"] == v)
                     time.sleep(0.001)
             except BaseException as e:
                 errors.append(e)
@@ -173,8 +173,8 @@ def test_feed_while_ranking(tmp_path: Path) -> None:
         print(f"concurrency: {counts}, {len(model)} documents, shard capacity {store.shard('conc').capacity}")
         assert counts["ops"] > 1000 and counts["ranks"] > 20 and counts["failed"] > 0
 
-        final = store.view("conc")
-        _check_view(final)
+        final = store.shard("conc").snapshot()
+        _check_view(final.view())
         live = np.flatnonzero(final.live)
         in_shard = {str(final.ids[r]): int(final.columns["version"][r]) for r in live}
         assert in_shard == model
@@ -182,10 +182,10 @@ def test_feed_while_ranking(tmp_path: Path) -> None:
         for key, v in model.items():
             doc = store.get(key)
             assert doc is not None and int(doc.fields["version"]) == v
-            assert (doc.fields["embedding"] == v).all() and float(doc.fields["weight"]) == v
+            assert np.all(doc.fields["embedding"] == v) and float(doc.fields["weight"]) == v
 
     with DocumentStore.open(tmp_path / "data", app, NumpyBackend()) as store:  # and after a restart
-        view = store.view("conc")
-        _check_view(view)
-        assert {str(view.ids[r]): int(view.columns["version"][r]) for r in np.flatnonzero(view.live)} == model
+        snap = store.shard("conc").snapshot()
+        _check_view(snap.view())
+        assert {str(snap.ids[r]): int(snap.columns["version"][r]) for r in np.flatnonzero(snap.live)} == model
         assert store.integrity_check() == "ok"

@@ -79,7 +79,7 @@ def test_put_replaces_the_whole_document(store: DocumentStore) -> None:
     _ok(store, {"put": ID, "fields": {"score": 2.0}})
     assert set(_fields(store)) == {"score"}
     np.testing.assert_array_equal(_row(store)["embedding"], [0, 0, 0, 0])  # unset attribute: zeros
-    assert store.view("news").live.sum() == 1
+    assert store.shard("news").documents == 1
 
 
 def test_assign_and_clear(store: DocumentStore) -> None:
@@ -137,15 +137,15 @@ def test_update_create_makes_a_missing_document(store: DocumentStore) -> None:
     _ok(store, {"update": ID, "create": True, "fields": {"count": {"increment": 1}, "title": {"assign": "new"}}})
     f = _fields(store)
     assert int(f["count"]) == 1 and f["title"] == "new"
-    assert store.view("news").live.sum() == 1
+    assert store.shard("news").documents == 1
 
 
 def test_remove(store: DocumentStore) -> None:
     _ok(store, {"put": ID, "fields": {"score": 1.0}}, {"put": "id:ns:news::2", "fields": {"score": 2.0}})
     _ok(store, {"remove": ID}, {"remove": "id:ns:news::never-fed"})  # removing a missing document is fine
     assert store.get(ID) is None and store.get("id:ns:news::2") is not None
-    view = store.view("news")
-    assert [str(i) for i, ok in zip(view.ids, view.live) if ok] == ["id:ns:news::2"]
+    snap = store.shard("news").snapshot()
+    assert [str(i) for i, ok in zip(snap.ids, snap.live) if ok] == ["id:ns:news::2"]
 
 
 def test_operations_on_one_document_apply_in_order_within_a_batch(store: DocumentStore) -> None:
@@ -239,3 +239,11 @@ def test_feed_streams_in_batches(store: DocumentStore) -> None:
     results = list(store.feed(ops, batch_size=4))
     assert [r.index for r in results] == list(range(25)) and all(r.ok for r in results)
     assert store.count("news") == 25 and store.view("news").size == 25
+
+
+def test_hex_form_of_float_cells(store: DocumentStore) -> None:
+    # big-endian IEEE-754 bits per cell, as Vespa writes them: 1.0, -2.0, 0.25, 0.0
+    _ok(store, {"put": ID, "fields": {"embedding": {"values": "3F800000C00000003e80000000000000"}}})
+    np.testing.assert_array_equal(_fields(store)["embedding"], [1.0, -2.0, 0.25, 0.0])
+    bad = store.feed_batch([{"put": ID, "fields": {"embedding": {"values": "3F800000C00000003e8000000000000g"}}}])
+    assert bad[0].error == f"{ID}: field 'embedding': 'values' is not a valid hex string"

@@ -18,6 +18,7 @@ MODULES = (
     "control",
     "conv_pool",
     "misc",
+    "resize",
 )
 
 _done = False

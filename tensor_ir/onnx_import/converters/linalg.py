@@ -90,9 +90,11 @@ def gemm(ctx: NodeContext) -> Sequence[Node | None]:
         if ctx.opset < 7 and not ctx.attr("broadcast", 0) and c.shape != y.shape:
             raise ctx.error(f"C has shape {list(c.shape)} but broadcast=0 requires {list(y.shape)}")
         try:
-            build.broadcast(c, y.shape)
+            fits = build.broadcast_shapes(c.shape, y.shape) == y.shape
         except build.IRError:
-            raise ctx.error(f"C of shape {list(c.shape)} does not broadcast to {list(y.shape)}") from None
+            fits = False
+        if not fits:
+            raise ctx.error(f"C of shape {list(c.shape)} does not broadcast to {list(y.shape)}")
         y = build.join("add", y, _scaled(ctx, c, beta, "beta"))
     return [y]
 

@@ -266,8 +266,9 @@ def lrn(ctx: NodeContext) -> Sequence[Node | None]:
         assert total is not None
     else:
         # wide windows: one matmul with a banded 0/1 matrix over the channel axis
-        i = np.arange(c)
-        band = ((i[:, None] - i[None, :] <= lo) & (i[None, :] - i[:, None] <= hi)).astype(x.dtype.np_dtype)
+        # band[j, c] = 1 where input channel j lies in output channel c's window [c - lo, c + hi]
+        src, dst = np.arange(c)[:, None], np.arange(c)[None, :]
+        band = ((dst - src <= lo) & (src - dst <= hi)).astype(x.dtype.np_dtype)
         perm = [0, *range(2, x.rank), 1]
         moved = build.matmul(build.transpose(sq, perm), build.constant(band, x.dtype))
         total = build.transpose(moved, [0, x.rank - 1, *range(1, x.rank - 1)])
