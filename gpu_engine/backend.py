@@ -282,9 +282,11 @@ def _s_gather_elements(xp: Any, node: Node, args: list[Any], n: int) -> Any:
     ix, ii = node.inputs
     ax = node.attrs["axis"]
     idx = _norm_indices(xp, idx, ix.shape[ax], "gather_elements")
+    # indices may be smaller than the data off the axis: only that corner of the data is read
+    corner = tuple(slice(None) if a == ax else slice(0, d) for a, d in enumerate(ii.shape))
     if not node.per_document:
-        return xp.take_along_axis(x, idx, axis=ax)
-    xb = x if ix.per_document else x[None]
+        return xp.take_along_axis(x[corner], idx, axis=ax)
+    xb = x[(slice(None), *corner)] if ix.per_document else x[corner][None]
     ib = idx if ii.per_document else idx[None]
     nd = _n(args, node)
     xb = xp.broadcast_to(xb, (nd, *xb.shape[1:]))
@@ -350,23 +352,6 @@ def _s_scan(xp: Any, node: Node, args: list[Any], n: int) -> Any:
     return xp.ascontiguousarray(r).astype(node.dtype.np_dtype, copy=False)
 
 
-def _argsort_stable(xp: Any, key: Any, axis: int) -> Any:
-    if xp is np:
-        return np.argsort(key, axis=axis, kind="stable")
-    return xp.argsort(key, axis=axis)  # CuPy's sort is always stable
-
-
-def _s_topk(xp: Any, node: Node, args: list[Any], n: int) -> Any:
-    (x,) = args
-    src = node.inputs[0]
-    ax = node.attrs["axis"] + _off(src)
-    key = x.astype(np.float64) if x.dtype.kind != "f" or x.dtype.itemsize < 4 else x
-    if node.attrs["largest"]:
-        key = -key
-    order = _argsort_stable(xp, key, ax)
-    return xp.take(order, xp.arange(node.attrs["k"]), axis=ax).astype(np.int64)
-
-
 _ARRAY_STEPS: dict[Op, Kernel] = {
     Op.MATMUL: _s_matmul,
     Op.RESHAPE: _s_reshape,
@@ -380,7 +365,6 @@ _ARRAY_STEPS: dict[Op, Kernel] = {
     Op.GATHER_ND: _s_gather_nd,
     Op.ARG_REDUCE: _s_arg_reduce,
     Op.SCAN: _s_scan,
-    Op.TOPK: _s_topk,
 }
 
 

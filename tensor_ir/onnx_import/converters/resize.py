@@ -63,9 +63,11 @@ class _AxisPlan:
 
 
 def _source_coordinates(
-    ctm: str, out_size: int, in_size: int, scale: float, roi: tuple[float, float] | None
+    ctm: str, out_size: int, in_size: int, scale: float, roi: tuple[np.floating[Any], np.floating[Any]] | None
 ) -> tuple[FloatArray, npt.NDArray[np.bool_] | None]:
-    """Where in the input each output cell of an axis sits (onnx's _compute_x_ori)."""
+    """Where in the input each output cell of an axis sits (onnx's _compute_x_ori). The roi
+    bounds stay numpy scalars of the roi's cell type: the reference does part of this
+    arithmetic in that precision, which decides which cell a tie goes to."""
     y = np.arange(out_size, dtype=np.float64)
     out_width = scale * in_size  # fractional: the size the scale alone implies
     outside = None
@@ -146,7 +148,7 @@ def _plan_axis(
     in_size: int,
     out_size: int,
     scale: float,
-    roi: tuple[float, float] | None,
+    roi: tuple[np.floating[Any], np.floating[Any]] | None,
     mode: str,
     ctm: str,
     nearest_mode: str,
@@ -206,8 +208,8 @@ def _compute_cell_type(ctx: NodeContext, ct: CellType) -> CellType:
     if ct.is_float:
         return compute_type(ct)
     if ct.is_int:
-        # exact for every value of the narrower types; wider ones need double
-        return CellType.FLOAT32 if ct.np_dtype.itemsize <= 2 and not ct.is_narrow else CellType.FLOAT64
+        # as the reference: a float32 sum can land either side of the .5 that rounding splits on
+        return CellType.FLOAT64
     raise ctx.error(f"unsupported: interpolating {ct.np_name} cells (only 'nearest' copies them)")
 
 
@@ -251,7 +253,7 @@ def _resize(
     spec: _ResizeSpec,
     scales: list[float] | None,
     sizes: list[int] | None,
-    roi: list[float] | None = None,
+    roi: npt.NDArray[np.floating[Any]] | None = None,
     axes: Sequence[int] | None = None,
 ) -> Node:
     """onnx's _interpolate_nd: output sizes and per-axis scales, then one plan per axis."""
@@ -304,18 +306,14 @@ def _resize(
                 scale[a] = common
                 out[a] = int(common * x.shape[a] + 0.5)
 
-    roi_pairs: dict[int, tuple[float, float]] = {}
+    roi_pairs: dict[int, tuple[np.floating[Any], np.floating[Any]]] = {}
     if spec.ctm == "tf_crop_and_resize":
         if roi is None:
             raise ctx.error("coordinate_transformation_mode 'tf_crop_and_resize' needs a non-empty roi")
-        if len(roi) == 2 * n:
-            for i, a in enumerate(axes):
-                roi_pairs[a] = (roi[i], roi[n + i])
-        elif len(roi) == 2 * rank:
-            for a in axes:
-                roi_pairs[a] = (roi[a], roi[rank + a])
-        else:
+        if len(roi) != 2 * n:
             raise ctx.error(f"roi has {len(roi)} values; expected {2 * n} (start and end per resized axis)")
+        for i, a in enumerate(axes):
+            roi_pairs[a] = (roi[i], roi[n + i])
 
     plans: dict[int, _AxisPlan] = {}
     for a in axes:
@@ -323,7 +321,7 @@ def _resize(
         if (
             math.isclose(scale[a], 1.0)
             and out[a] == x.shape[a]
-            and (pair is None or (math.isclose(pair[0], 0.0) and math.isclose(pair[1], 1.0)))
+            and (pair is None or (math.isclose(float(pair[0]), 0.0) and math.isclose(float(pair[1]), 1.0)))
         ):
             continue  # every cell maps onto itself
         if out[a] > 0 and x.shape[a] == 0:
@@ -376,7 +374,8 @@ def resize(ctx: NodeContext) -> Sequence[Node | None]:
     if scales is not None and sizes is not None:
         raise ctx.error("only one of 'scales' and 'sizes' may be given")
     # roi matters to tf_crop_and_resize only, where it must be known at deploy time
-    roi = _floats(_optional_const(ctx, 1, "roi")) if ctm == "tf_crop_and_resize" else None
+    roi_value = _optional_const(ctx, 1, "roi") if ctm == "tf_crop_and_resize" else None
+    roi = None if roi_value is None or roi_value.size == 0 else roi_value.reshape(-1)
     axes = ctx.attr("axes")
     return [_resize(ctx, ctx.input(0), spec, scales, sizes, roi, None if axes is None else list(axes))]
 
