@@ -161,8 +161,10 @@ def main(argv: list[str] | None = None) -> int:
         if not args.dir:
             shutil.rmtree(root, ignore_errors=True)
 
-    env = (f"{_cpu_model()}, {os.cpu_count()} cores; Python {platform.python_version()}, numpy {np.__version__}, "
-           f"SQLite {sqlite3.sqlite_version}; {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC; "
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    env = (f"{_cpu_model()}, {usable} of {os.cpu_count()} cores usable; Python {platform.python_version()}, "
+           f"numpy {np.__version__}, SQLite {sqlite3.sqlite_version}; "
+           f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC; "
            f"load average before {load_before}, after {_load()}")
     md = ["| mode | documents | docs/s | wall s | process CPU s |", "| --- | ---: | ---: | ---: | ---: |"]
     md += [f"| {m} | {n:,} | {n / w:,.0f} | {w:.2f} | {c:.2f} |" for m, n, w, c, _ in rows]

@@ -38,6 +38,7 @@ from tensor_ir.dtypes import CellType
 from tensor_ir.errors import EvaluationError
 from tensor_ir.ir import Node, Op, Role
 from tensor_ir.passes.fusion import FusedGroup, FusionPlan, SingleStep, fuse, is_identity_reduce
+from tensor_ir.passes.optimize import optimize
 from tensor_ir.program import Program
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,7 @@ class _CupyDevice:
 
         self.xp = cupy
         self._kernels: dict[tuple[str, str, str], Any] = {}
+        self.cell_types = _cupy_cell_types(cupy)
 
     def is_device_array(self, value: Any) -> bool:
         return isinstance(value, self.xp.ndarray)
@@ -91,6 +93,25 @@ class _CupyDevice:
         return k(*leaves, *extra, axis=axes, keepdims=bool(group.reduce.attrs["keepdims"]))
 
 
+_PROBED: dict[str, frozenset[CellType]] = {}
+
+
+def _cupy_cell_types(cupy: Any) -> frozenset[CellType]:
+    """The cell types this CuPy holds and computes with: bfloat16 needs a CuPy that knows
+    ml_dtypes' bfloat16 and CUDA's cuda_bf16.h; without them bfloat16 runs on the host."""
+    if "types" not in _PROBED:
+        types = set(GPU_CELL_TYPES)
+        try:
+            probe = cupy.asarray(np.array([1.5, -2.0], dtype=CellType.BFLOAT16.np_dtype))
+            if probe.astype(np.float32).get().tolist() != [1.5, -2.0]:
+                raise ValueError("bfloat16 values changed on the device")
+        except Exception as e:  # any failure means: not on this device
+            log.warning("bfloat16 runs on the host: CuPy cannot compute with it here (%s: %s)", type(e).__name__, e)
+            types.discard(CellType.BFLOAT16)
+        _PROBED["types"] = frozenset(types)
+    return _PROBED["types"]
+
+
 class HostEmulation:
     """numpy in place of CuPy, and fused groups interpreted with the reference semantics
     instead of launched. Runs the whole backend (fusion, leaf alignment, the array-function
@@ -99,6 +120,7 @@ class HostEmulation:
 
     name = "emulated"
     xp = np
+    cell_types = GPU_CELL_TYPES
 
     def is_device_array(self, value: Any) -> bool:
         return isinstance(value, np.ndarray)
@@ -368,11 +390,11 @@ _ARRAY_STEPS: dict[Op, Kernel] = {
 }
 
 
-def host_fallback_reason(node: Node) -> str | None:
+def host_fallback_reason(node: Node, cell_types: frozenset[CellType] = GPU_CELL_TYPES) -> str | None:
     """Why a single step runs on the host through the reference, or None when it runs on
     the device."""
     types = [node.dtype, *(i.dtype for i in node.inputs)]
-    bad = sorted({t.np_name for t in types if t not in GPU_CELL_TYPES})
+    bad = sorted({t.np_name for t in types if t not in cell_types})
     if bad:
         return f"cell type {', '.join(bad)} has no GPU kernels"
     if node.op not in _ARRAY_STEPS:
@@ -407,7 +429,7 @@ class CupyProgram(CompiledProgram):
                 self._steps.append(_Step(s.root, s.leaves, group=s, source=render_group(s)))
             else:
                 assert isinstance(s, SingleStep)
-                reason = host_fallback_reason(s.node)
+                reason = host_fallback_reason(s.node, device.cell_types)
                 kernel = None if reason else _ARRAY_STEPS[s.node.op]
                 self._steps.append(_Step(s.node, s.node.inputs, kernel=kernel, fallback=reason))
         fallbacks = [st for st in self._steps if st.fallback]
@@ -436,7 +458,7 @@ class CupyProgram(CompiledProgram):
         return [st.source for st in self._steps if st.source is not None]
 
     def _to_device(self, value: Any, ct: CellType) -> Any:
-        if ct in GPU_CELL_TYPES:
+        if ct in self._device.cell_types:
             return self._device.asarray(np.ascontiguousarray(value))
         return np.asarray(value)  # cell types CuPy cannot hold stay on the host
 
@@ -531,16 +553,24 @@ class CupyBackend(Backend):
         return str(self._device.name)
 
     def plan(self, program: Program) -> FusionPlan:
-        return fuse(program, can_fuse)
+        """The fusion plan of `program` after the optimisation pipeline every backend runs."""
+        program = optimize(program)
+        types = self._device.cell_types
+
+        def fusable(node: Node) -> bool:
+            return can_fuse(node) and node.dtype in types and all(i.dtype in types for i in node.inputs)
+
+        return fuse(program, fusable)
 
     def compile(self, program: Program) -> CupyProgram:
-        return CupyProgram(program, self._device, self.plan(program))
+        plan = self.plan(program)
+        return CupyProgram(plan.program, self._device, plan)
 
     def asarray(self, value: Any) -> Any:
         return self._device.asarray(value)
 
     def to_host(self, value: Any) -> np.ndarray[Any, Any]:
-        return self._device.to_host(value)
+        return np.asarray(self._device.to_host(value))
 
     def topk(self, scores: Any, k: int) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
         return topk(scores, k, self._device.xp)
@@ -592,3 +622,67 @@ def topk(scores: Any, k: int, xp: Any = None) -> tuple[np.ndarray[Any, Any], np.
     order = np.lexsort((idx, -vals))
     idx = idx[order]
     return idx, to_host(scores[xp.asarray(idx)] if xp is not np else scores[idx])
+
+
+# ---------------------------------------------------------------- keeping in step with the reference
+
+# The reference definitions that this module's array steps and gpu_engine.render's C++
+# transcribe, with a digest of each one's source as it was when transcribed. When the
+# reference changes, tests/backends fails naming what changed: bring the transcription
+# in step, then record the new digests (print them with reference_digests()).
+TRANSCRIBED_REFERENCE = {
+    "_sigmoid": "23e36286137f",
+    "_int_div": "f1bab3784298",
+    "_div": "04df4e5c8c07",
+    "_mod": "1c19865ebc43",
+    "_UNARY": "15eae4b09a31",
+    "_BINARY": "3aac85782b1f",
+    "_k_map": "9b4c16b2e9d4",
+    "_k_join": "4cf9ce80ec7f",
+    "_k_select": "5e4ecb68d442",
+    "_k_cast": "27ddf10ca9e0",
+    "_k_reduce": "d8df9b373910",
+    "_wide": "2558c8d65a86",
+    "align": "50adbc9938f8",
+    "with_doc_axis": "29deb3a0d798",
+    "_k_arg_reduce": "f1104e8cfbbd",
+    "_k_scan": "bd3858fecb29",
+    "_k_matmul": "f1e95ad4710d",
+    "_k_reshape": "2f2bfd3bf5d0",
+    "_k_transpose": "7da1961e0ed0",
+    "_k_broadcast": "65267c7618bf",
+    "_k_concat": "819b5af40aac",
+    "_k_slice": "c816163366e8",
+    "_k_pad": "94f607fd23f4",
+    "_norm_indices": "3f252b8598b5",
+    "_k_gather": "39d62a63fee9",
+    "_k_gather_elements": "dd351495dbb5",
+    "_k_gather_nd": "35f62f01b28e",
+    "_gather_nd": "e297e382b67f",
+}
+
+
+def reference_digests() -> dict[str, str]:
+    import hashlib
+    import inspect
+
+    out: dict[str, str] = {}
+    for name in _TRANSCRIBED_NAMES:
+        obj = getattr(reference, name)
+        if isinstance(obj, dict):
+            text = repr(sorted((k, getattr(v, "__name__", repr(v))) for k, v in obj.items()))
+        else:
+            text = inspect.getsource(obj)
+        out[name] = hashlib.blake2b(text.encode(), digest_size=6).hexdigest()
+    return out
+
+
+_TRANSCRIBED_NAMES = (
+    # gpu_engine.render
+    "_sigmoid", "_int_div", "_div", "_mod", "_UNARY", "_BINARY", "_k_map", "_k_join", "_k_select", "_k_cast",
+    "_k_reduce", "_wide",
+    # the array steps above
+    "align", "with_doc_axis", "_k_arg_reduce", "_k_scan", "_k_matmul", "_k_reshape", "_k_transpose",
+    "_k_broadcast", "_k_concat", "_k_slice", "_k_pad", "_norm_indices", "_k_gather", "_k_gather_elements",
+    "_k_gather_nd", "_gather_nd",
+)

@@ -52,7 +52,17 @@ def unavailable() -> str | None:
         nvrtc.getVersion()
     except Exception as e:
         return f"NVRTC is not loadable (pip install nvidia-cuda-nvrtc): {type(e).__name__}: {e}"
-    return None
+    if "probe" not in _PROBE:
+        try:
+            compile_code(full_source('#include "cupy/float16.cuh"\n'
+                                     'extern "C" __global__ void probe(float16 *x) { x[0] = float16(1.0f); }\n'))
+            _PROBE["probe"] = None
+        except NvrtcError as e:
+            _PROBE["probe"] = f"NVRTC cannot compile CuPy's headers here (CUDA headers missing?): {e.log_text[:300]}"
+    return _PROBE["probe"]
+
+
+_PROBE: dict[str, str | None] = {}
 
 
 def _cupy() -> tuple[Any, Any, Any, Any, Any]:

@@ -192,8 +192,12 @@ def _run_data_set(
     inputs = [_as_array(v) for v in inputs]
     outputs = [_as_array(v) for v in outputs]
     for v in [*inputs, *outputs]:
+        if v is None:
+            return "optional values are not supported (tensors only)"
+        if isinstance(v, list | tuple | dict):
+            return "sequence and map values are not supported (tensors only)"
         if not isinstance(v, np.ndarray) or v.dtype == object:
-            return "sequence, optional or string values are not supported"
+            return "string tensors are not supported (numeric tensors only)"
     inits = {t.name for t in model.graph.initializer}
     names = [vi.name for vi in model.graph.input if vi.name not in inits]
     attempts = [set(), {n for n, v in zip(names, inputs) if v.dtype.kind in "iub"}, set(names)]

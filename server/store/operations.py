@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 
 from server.store.docid import VALID_ID, parse_document_id
 from server.store.errors import FeedError
-from server.store.values import Array, DocType, FieldSpec, FieldValueError, Value
+from server.store.values import DocType, FieldSpec, FieldValueError, Unchecked, Value
 
 ARITHMETIC = ("increment", "decrement", "multiply", "divide")
 _KEYS = {
@@ -99,7 +99,7 @@ def operation_id(obj: Any) -> str | None:
 
 
 def parse_operation(obj: Any, types: Mapping[str, DocType],
-                    unchecked: list[tuple[FieldSpec, Array]] | None = None) -> Operation:
+                    unchecked: Unchecked | None = None) -> Operation:
     """Check one operation against the schema; raises FeedError naming the id, field and problem.
 
     `unchecked`: see FieldSpec.convert (only a put's fields are checked in bulk).
@@ -170,11 +170,16 @@ def _field(did: str, doctype: DocType, name: str) -> FieldSpec:
 
 
 def _put_fields(did: str, doctype: DocType, fields: Mapping[str, Any],
-                unchecked: list[tuple[FieldSpec, Array]] | None = None) -> dict[str, Value]:
+                unchecked: Unchecked | None = None) -> dict[str, Value]:
     out: dict[str, Value] = {}
     specs = doctype.fields
     for name, value in fields.items():
         spec = specs.get(name) or _field(did, doctype, str(name))
+        if value.__class__ is bytes and unchecked is not None and spec.float_cells and len(value) == spec.nbytes:
+            unchecked.specs.append(spec)  # the wire form of float cells, as in FieldSpec.convert
+            unchecked.cells.append(value)
+            out[spec.name] = value
+            continue
         try:
             v = spec.convert(value, unchecked)
         except FieldValueError as e:

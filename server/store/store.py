@@ -37,7 +37,7 @@ from server.store.durable import Durable
 from server.store.errors import FeedError, StoreError
 from server.store.operations import Operation, Put, Remove, Update, operation_id, parse_operation
 from server.store.shard import Shard, capacity_for
-from server.store.values import Array, DocType, FieldSpec, Value, nonfinite
+from server.store.values import DocType, Unchecked, Value
 from tensor_ir.backend import Backend
 from tensor_ir.expr.profile import FieldDef
 
@@ -195,6 +195,8 @@ class DocumentStore:
         Checking a batch overlaps with committing the one before it (SQLite runs without
         the GIL), so a long feed uses both cores. A result is yielded only once its batch
         has committed; a consumer that stops early may leave its last batch committed unseen.
+        A batch is committed when it is full or `ops` ends: a caller whose stream waits for
+        acknowledgements before sending more should call `feed_batch` with what has arrived.
         """
         size = batch_size or self.batch_size
         with ThreadPoolExecutor(1, thread_name_prefix="tensorrank-feed") as writer:
@@ -203,10 +205,10 @@ class DocumentStore:
             for batch in _chunks(ops, size):
                 rids = [str(start + i) for i in range(len(batch))]
                 results: list[FeedResult | None] = [None] * len(batch)
-                parsed = self._parse(batch, results, rids, start)
+                checked = self._parse(batch, results, rids, start)
                 if inflight is not None:
                     yield from inflight.result()
-                inflight = writer.submit(self._commit, parsed, results, rids, start)
+                inflight = writer.submit(self._commit, checked, results, rids, start)
                 start += len(batch)
             if inflight is not None:
                 yield from inflight.result()
@@ -224,60 +226,65 @@ class DocumentStore:
         results: list[FeedResult | None] = [None] * len(ops)
         return self._commit(self._parse(ops, results, rids, start), results, rids, start)
 
-    def _commit(self, parsed: list[tuple[int, Operation]], results: list[FeedResult | None], rids: list[str],
-                start: int) -> list[FeedResult]:
-        if parsed:
+    def _commit(self, checked: tuple[list[int], list[Operation]], results: list[FeedResult | None],
+                rids: list[str], start: int) -> list[FeedResult]:
+        if checked[1]:
             with self._write_lock:
                 if self._closed:
                     raise StoreError("the document store is closed")
-                self._apply(parsed, results, rids, start)
+                self._apply(*checked, results, rids, start)
         out = [r for r in results if r is not None]
         assert len(out) == len(results)
         return out
 
     def _parse(self, ops: Sequence[Any], results: list[FeedResult | None], rids: list[str],
-               start: int) -> list[tuple[int, Operation]]:
-        parsed: list[tuple[int, Operation]] = []
-        unchecked: list[tuple[FieldSpec, Array]] = []
-        owner: list[int] = []  # position in `parsed` of each entry of `unchecked`
+               start: int) -> tuple[list[int], list[Operation]]:
+        """The operations that passed every check, and their positions in the batch."""
+        positions: list[int] = []
+        parsed: list[Operation] = []
+        unchecked = Unchecked()
+        cells = unchecked.cells
+        owner: list[int] = []  # position in `parsed` of each of `unchecked`
         types = self.types
         for i, obj in enumerate(ops):
-            mark = len(unchecked)
+            mark = len(cells)
             try:
                 if isinstance(obj, FeedError):
                     raise obj
                 op = parse_operation(obj, types, unchecked)
             except FeedError as e:
-                del unchecked[mark:]
+                unchecked.truncate(mark)
                 results[i] = FeedResult(start + i, rids[i], e.doc_id or operation_id(obj), _kind(obj), False, str(e))
                 continue
-            added = len(unchecked) - mark
+            added = len(cells) - mark
             if added == 1:
                 owner.append(len(parsed))
             elif added:
                 owner.extend([len(parsed)] * added)
-            parsed.append((i, op))
-        if unchecked:
+            positions.append(i)
+            parsed.append(op)
+        if cells:
             failed: dict[int, str] = {}
-            for j in nonfinite(unchecked):
-                failed.setdefault(owner[j], unchecked[j][0].name)
+            for j in unchecked.nonfinite():
+                failed.setdefault(owner[j], unchecked.specs[j].name)
             for p, name in failed.items():
-                i, op = parsed[p]
+                i, op = positions[p], parsed[p]
                 err = FeedError("NaN or infinity is not allowed", op.doc_id, name)
                 results[i] = FeedResult(start + i, rids[i], op.doc_id, op.kind, False, str(err))
             if failed:
-                parsed = [x for p, x in enumerate(parsed) if p not in failed]
-        return parsed
+                keep = [p for p in range(len(parsed)) if p not in failed]
+                positions, parsed = [positions[p] for p in keep], [parsed[p] for p in keep]
+        return positions, parsed
 
-    def _apply(self, parsed: list[tuple[int, Operation]], results: list[FeedResult | None], rids: list[str],
-               start: int) -> None:
+    def _apply(self, positions: list[int], parsed: list[Operation], results: list[FeedResult | None],
+               rids: list[str], start: int) -> None:
         # the batch's last version of each document it touches (Remove: gone)
         pending: dict[str, Put | Remove] = {}
         durable = self._durable
         writes: dict[str, tuple[list[tuple[Any, ...]], list[str]]] = {}
         durable.begin()
         try:
-            for i, op in parsed:
+            for i, op in zip(positions, parsed):
                 if op.__class__ is Update:
                     try:
                         op = Put(op.doc_id, op.doctype, self._updated(op, pending))
@@ -286,21 +293,24 @@ class DocumentStore:
                         continue
                 pending[op.doc_id] = op  # type: ignore[assignment]
             for key, last in pending.items():
-                rows, removes = writes.setdefault(last.doctype.name, ([], []))
+                w = writes.get(last.doctype.name)
+                if w is None:
+                    w = writes[last.doctype.name] = ([], [])
+                rows, removes = w
                 state = last.fields
                 if state is None:
                     removes.append(key)
                 else:
                     get = state.get
-                    rows.append((key, *[None if (v := get(n)) is None else v if v.__class__ is str
-                                        else v.tobytes() for n in last.doctype.fields]))  # type: ignore[union-attr]
+                    rows.append((key, *[v.tobytes() if (v := get(n)).__class__ is np.ndarray else v
+                                        for n in last.doctype.fields]))
             for name, (rows, removes) in writes.items():
                 durable.write(self.types[name], rows, removes)
             durable.commit()
         except (sqlite3.Error, StoreError) as e:
             durable.rollback()
             log.error("document store %s: a feed batch was not stored: %s", self.data_dir, e)
-            for i, op in parsed:
+            for i, op in zip(positions, parsed):
                 if results[i] is None:
                     results[i] = FeedResult(start + i, rids[i], op.doc_id, op.kind, False,
                                             f"{op.doc_id}: not stored, the database write failed: {e}")
@@ -317,7 +327,7 @@ class DocumentStore:
                 data = b"".join([zero if r[j] is None else r[j] for r in rows])
                 blocks[f.name] = np.frombuffer(data, dtype=f.dtype).reshape(len(rows), *f.shape)
             self._shards[name].apply([r[0] for r in rows], blocks, removes)
-        for i, op in parsed:
+        for i, op in zip(positions, parsed):
             if results[i] is None:
                 results[i] = FeedResult(start + i, rids[i], op.doc_id, op.kind, True)
 
@@ -332,6 +342,8 @@ class DocumentStore:
 
     def get(self, doc_id: str) -> Document | None:
         """The stored document, or None. Raises FeedError for a malformed id or unknown document type."""
+        if self._closed:
+            raise StoreError("the document store is closed")
         did = parse_document_id(doc_id)
         dt = self.types.get(did.doctype)
         if dt is None:

@@ -30,7 +30,9 @@ if sys.byteorder != "little":  # stored cells are little-endian and are used wit
     raise ImportError("server.store needs a little-endian host")
 
 Array = npt.NDArray[Any]
-Value = Array | str
+# a field's value: an array of its cell type and shape, its raw little-endian cells (bytes, as
+# they came in and are stored; already checked), or for a string field a str
+Value = Array | bytes | str
 
 _SCALAR_NAMES = {
     CellType.FLOAT32: "float",
@@ -94,24 +96,21 @@ class FieldSpec:
 
     # ------------------------------------------------------------------ checking
 
-    def convert(self, value: Any, unchecked: list[tuple[FieldSpec, Array]] | None = None) -> Value | None:
+    def convert(self, value: Any, unchecked: Unchecked | None = None) -> Value | None:
         """A fed value as stored; None for null (and the empty string), which leave the field unset.
 
         Given `unchecked`, floating-point cells that arrive as raw bytes are not checked for
-        NaN and infinity here but appended to it, for `nonfinite` to check a whole batch at once.
+        NaN and infinity here but added to it, to be checked with the rest of the batch.
         """
         if value.__class__ is bytes and self.type is not None and len(value) == self.nbytes:
-            # the wire form: raw little-endian cells
-            arr = np.frombuffer(value, self.dtype)
-            if arr.shape != self.shape:
-                arr = arr.reshape(self.shape)
+            # the wire form: raw little-endian cells, kept as they are
             if self.float_cells:
                 if unchecked is None:
-                    return self.check_array(arr, copy=False)
-                unchecked.append((self, arr))
-            elif self.type.cell is CellType.BOOL and not (arr.view(np.uint8) <= 1).all():
+                    return self.check_array(self.array(value), copy=False)
+                unchecked.add(self, value)
+            elif self.type.cell is CellType.BOOL and not (np.frombuffer(value, np.uint8) <= 1).all():
                 raise FieldValueError("raw bool cells must be bytes 0 or 1")
-            return arr
+            return value
         if value is None:
             return None
         if self.type is None:
@@ -230,8 +229,14 @@ class FieldSpec:
 
     # ------------------------------------------------------------------ stored form
 
+    def array(self, value: Array | bytes) -> Array:
+        """A numeric value as an array of the field's cell type and shape."""
+        if value.__class__ is bytes:
+            return np.frombuffer(value, self.dtype).reshape(self.shape)
+        return value  # type: ignore[return-value]
+
     def encode(self, value: Value | None) -> bytes | str | None:
-        if value is None or isinstance(value, str):
+        if value is None or isinstance(value, str | bytes):
             return value
         return value.tobytes()
 
@@ -251,6 +256,7 @@ class FieldSpec:
         """Vespa's JSON form of a stored value (as /document/v1 renders it)."""
         if isinstance(value, str):
             return value
+        value = self.array(value)
         if self.is_scalar:
             return value.item()
         wide = value.astype(np.float64) if self.type is not None and self.type.cell.is_float else value
@@ -261,7 +267,7 @@ class FieldSpec:
     def arithmetic(self, old: Value | None, op: str, arg: int | float) -> Array:
         """increment / decrement / multiply / divide of a single numeric value (unset counts as 0)."""
         assert self.type is not None and self.is_scalar and not isinstance(old, str)
-        cur: int | float = 0 if old is None else old.item()
+        cur: int | float = 0 if old is None else self.array(old).item()
         if op == "divide" and arg == 0:
             raise FieldValueError("divide by 0")
         if self.type.cell.is_int:
@@ -294,7 +300,7 @@ class FieldSpec:
                 return None
             base = np.full(self.shape, 1.0 if operation == "multiply" else 0.0)
         else:
-            base = old.astype(np.float64)
+            base = self.array(old).astype(np.float64)
         for idx, v in cells:
             if operation == "replace":
                 base[idx] = v
@@ -308,19 +314,40 @@ class FieldSpec:
             raise FieldValueError(f"after modify ({operation}): {e}") from None
 
 
-def nonfinite(unchecked: Sequence[tuple[FieldSpec, Array]]) -> list[int]:
-    """Positions in `unchecked` whose arrays hold NaN or infinity: one vectorised check per field."""
-    groups: dict[FieldSpec, list[int]] = {}
-    for i, (spec, _) in enumerate(unchecked):
-        groups.setdefault(spec, []).append(i)
-    bad: list[int] = []
-    for spec, idx in groups.items():
-        arrays = [unchecked[i][1] for i in idx]
-        block = (np.concatenate(arrays) if spec.shape else np.array(arrays)).reshape(len(idx), spec.cells)
-        ok = np.isfinite(block).all(axis=1)
-        if not ok.all():
-            bad.extend(idx[j] for j in np.flatnonzero(~ok).tolist())
-    return sorted(bad)
+class Unchecked:
+    """Floating-point cells that came in as raw bytes, to be checked for NaN and infinity a batch at once.
+
+    Two parallel lists rather than a list of pairs: a batch makes many of these, and pairs
+    would be more objects for the garbage collector to track.
+    """
+
+    __slots__ = ("cells", "specs")
+
+    def __init__(self) -> None:
+        self.specs: list[FieldSpec] = []
+        self.cells: list[bytes] = []
+
+    def add(self, spec: FieldSpec, cells: bytes) -> None:
+        self.specs.append(spec)
+        self.cells.append(cells)
+
+    def truncate(self, n: int) -> None:
+        del self.specs[n:]
+        del self.cells[n:]
+
+    def nonfinite(self) -> list[int]:
+        """Positions whose cells hold NaN or infinity: one vectorised check per field."""
+        groups: dict[FieldSpec, list[int]] = {}
+        for i, spec in enumerate(self.specs):
+            groups.setdefault(spec, []).append(i)
+        bad: list[int] = []
+        for spec, idx in groups.items():
+            raw = b"".join([self.cells[i] for i in idx])
+            block = np.frombuffer(raw, spec.dtype).reshape(len(idx), spec.cells)
+            ok = np.isfinite(block).all(axis=1)
+            if not ok.all():
+                bad.extend(idx[j] for j in np.flatnonzero(~ok).tolist())
+        return sorted(bad)
 
 
 def _trunc_div(a: int, b: int) -> int:

@@ -621,13 +621,10 @@ REFUSED = {
 }
 # Models whose import depends on an op family still being written: checked against
 # onnxruntime once the importer accepts them, a located error naming the op until then.
-PENDING = {"mock_sentence_embedder.onnx": "Resize"}
-
-
 def test_every_vespa_model_is_covered(vespa_models: Path) -> None:
-    covered = {CASES[name]().model for name in CASES}
+    covered = {CASES[name]().model for name in CASES} | {"mock_sentence_embedder.onnx"}
     every = {p.name for p in vespa_models.glob("*.onnx")}
-    assert every == covered | set(REFUSED) | set(PENDING), every ^ (covered | set(REFUSED) | set(PENDING))
+    assert every == covered | set(REFUSED), every ^ (covered | set(REFUSED))
 
 
 def check_case(tmp_path: Path, case: Case) -> None:
@@ -694,8 +691,4 @@ def test_mock_sentence_embedder(tmp_path: Path, vespa_models: Path) -> None:
         lambda o, i: float(o["sentence_embedding"].sum()),
         rtol=1e-5,
     )
-    try:
-        check_case(tmp_path, case)
-    except SchemaError as e:
-        assert PENDING[case.model] in e.message and e.location is not None
-        pytest.skip(f"the importer does not take this model yet: {e}")
+    check_case(tmp_path, case)

@@ -87,7 +87,8 @@ def reductions(rng: np.random.Generator) -> Program:
         "post": build.map_("sqrt", build.join("add", build.reduce(build.join("mul", x, x), "sum", [0, 1], False),
                                                   s(1e-3))),
         "query_only": build.reduce(q, "sum", [1], False),
-        "doc_times_query_max": build.join("mul", build.reduce(x, "sum", None, False), build.reduce(q, "max", None, False)),
+        "doc_times_query_max": build.join("mul", build.reduce(x, "sum", None, False),
+                                          build.reduce(q, "max", None, False)),
         "int_sum": build.reduce(doc("i", (6,), I32), "sum", [0], False),
         "bool_any": build.reduce(doc("b", (4,), BOOL), "max", [0], False),
     }
@@ -108,8 +109,8 @@ def softmax_layernorm(rng: np.random.Generator) -> Program:
 
 
 def matmuls(rng: np.random.Generator) -> Program:
-    x = doc("x", (8,))
-    h = build.map_("relu", build.join("add", build.matmul(build.reshape(x, (1, 8)), const(rng, (8, 16))),
+    v = doc("v", (8,))
+    h = build.map_("relu", build.join("add", build.matmul(build.reshape(v, (1, 8)), const(rng, (8, 16))),
                                       const(rng, (16,))))
     mlp = build.matmul(h, const(rng, (16, 1)))
     a, b = doc("a", (3, 4)), doc("b", (4, 2))
@@ -130,7 +131,6 @@ def gathers(rng: np.random.Generator) -> Program:
     data = doc("data", (5, 4))
     didx = build.input_("didx", Role.ATTRIBUTE, (3,), I64)
     pos = build.join("mod", didx, s(5, I64))
-    ge_idx = build.constant(np.array([[0, 4], [1, 1], [2, 0], [3, 3], [4, 2]], np.int64))
     return Program({
         "const_by_doc_idx": build.gather(table, build.join("mod", didx, s(10, I64)), 0),
         "doc_by_const_idx": build.gather(data, idx, 0),
@@ -138,7 +138,8 @@ def gathers(rng: np.random.Generator) -> Program:
         "doc_axis1": build.gather(data, build.constant(np.array([[1, 2], [3, 0]], np.int64)), 1),
         "elements": build.gather_elements(data, build.constant(np.array([[4, 0, 1, 2]] * 5, np.int64) % 4), 1),
         "elements_doc_idx": build.gather_elements(table, build.reshape(build.join("mod", didx, s(4, I64)), (3, 1)), 1),
-        "nd": build.gather_nd(data, ge_idx[:, :1] if False else build.constant(np.array([[1], [4]], np.int64)), 0),
+        "nd": build.gather_nd(data, build.constant(np.array([[1], [4]], np.int64)), 0),
+        "nd_doc_idx": build.gather_nd(table, build.reshape(build.join("mod", didx, s(10, I64)), (3, 1)), 0),
     })
 
 

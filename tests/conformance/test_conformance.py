@@ -46,8 +46,19 @@ def test_excluded_cases_still_fail(report: Report) -> None:
     assert not stale, f"exclusions name cases the suite does not have: {stale}"
 
 
+# A required op's case may be excluded only for a value kind a ranking engine does not have
+# (strings, sequences, optionals) or a mode it never runs (training, random draws).
+OUT_OF_SCOPE = ("string tensors", "sequence or optional types", "training mode", "random op")
+
+
 def test_required_ops_pass_every_case(report: Report) -> None:
-    failing = [f"{r.name} ({r.op}): {r.detail}" for r in report.results if r.op in REQUIRED_OPS and r.status != "passed"]
+    exclusions = read_exclusions()
+    failing = [
+        f"{r.name} ({r.op}): {r.detail}"
+        for r in report.results
+        if r.op in REQUIRED_OPS and r.status != "passed"
+        and not exclusions.get(r.name, "").startswith(OUT_OF_SCOPE)
+    ]
     assert not failing, "\n".join(failing)
     covered = {r.op for r in report.results if r.status == "passed"}
     missing = sorted(op for op in REQUIRED_OPS if op not in covered and any(r.op == op for r in report.results))

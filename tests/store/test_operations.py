@@ -247,3 +247,45 @@ def test_hex_form_of_float_cells(store: DocumentStore) -> None:
     np.testing.assert_array_equal(_fields(store)["embedding"], [1.0, -2.0, 0.25, 0.0])
     bad = store.feed_batch([{"put": ID, "fields": {"embedding": {"values": "3F800000C00000003e8000000000000g"}}}])
     assert bad[0].error == f"{ID}: field 'embedding': 'values' is not a valid hex string"
+
+
+def test_updates_of_raw_cells_fed_in_the_same_batch(store: DocumentStore) -> None:
+    _ok(store,
+        {"put": ID, "fields": {"embedding": np.array([1, 2, 3, 4], np.float32).tobytes(),
+                               "count": np.int32(5).tobytes()}},
+        {"update": ID, "fields": {"embedding": {"modify": {"operation": "multiply", "cells": {"3": 2}}},
+                                  "count": {"increment": 1}}})
+    np.testing.assert_array_equal(_fields(store)["embedding"], [1, 2, 3, 8])
+    assert int(_fields(store)["count"]) == 6
+    np.testing.assert_array_equal(_row(store)["embedding"], [1, 2, 3, 8])
+
+
+def test_a_failed_commit_stores_nothing_and_says_so(store: DocumentStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sqlite3
+
+    _ok(store, {"put": ID, "fields": {"count": 1}})
+
+    def broken(*args: Any) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(store._durable, "write", broken)
+    results = store.feed_batch([{"put": "id:ns:news::2", "fields": {"count": 2}}, {"remove": ID},
+                                {"put": "id:ns:news::3", "fields": {"count": "x"}}])
+    assert [r.ok for r in results] == [False, False, False]
+    assert results[0].error == "id:ns:news::2: not stored, the database write failed: disk I/O error"
+    assert results[2].error is not None and "expected a number" in results[2].error
+    monkeypatch.undo()
+    assert store.get("id:ns:news::2") is None and store.get(ID) is not None
+    assert store.shard("news").documents == 1
+    _ok(store, {"put": "id:ns:news::2", "fields": {"count": 2}})  # and the store goes on
+    assert store.count("news") == 2
+
+
+def test_closed_store_refuses_work(store: DocumentStore) -> None:
+    from server.store import StoreError
+
+    store.close()
+    with pytest.raises(StoreError, match="closed"):
+        store.feed_batch([{"remove": ID}])
+    with pytest.raises(StoreError, match="closed"):
+        store.get(ID)

@@ -37,6 +37,7 @@ IntArray = npt.NDArray[np.int64]
 _MODES = ("nearest", "linear", "cubic")
 _COORDINATE_MODES = (
     "half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners", "asymmetric", "tf_crop_and_resize",
+    "tf_half_pixel_for_nn",  # Resize-11 only
 )  # fmt: skip
 _NEAREST_MODES = ("round_prefer_floor", "round_prefer_ceil", "floor", "ceil")
 # Resize-10 and Upsample predate nearest_mode: onnxruntime takes the floor of the source
@@ -85,9 +86,13 @@ def _source_coordinates(
         x = x + start * (in_size - 1)
         outside = (x < 0) | (x > in_size - 1)
     elif ctm == "pytorch_half_pixel":
-        x = np.full(out_size, -0.5) if out_width == 1 else (y + 0.5) / scale - 0.5
+        # the spec and onnxruntime read a single output cell at 0; onnx's reference at -0.5, and
+        # only when scale * in_size is exactly 1 (the two agree for nearest and linear)
+        x = np.zeros(out_size) if out_size <= 1 else (y + 0.5) / scale - 0.5
     elif ctm == "half_pixel":
         x = (y + 0.5) / scale - 0.5
+    elif ctm == "tf_half_pixel_for_nn":
+        x = (y + 0.5) / scale
     elif ctm == "half_pixel_symmetric":
         offset = in_size / 2 * (1 - out_size / out_width)
         x = offset + (y + 0.5) / scale - 0.5
@@ -356,8 +361,8 @@ def resize(ctx: NodeContext) -> Sequence[Node | None]:
     ctm = str(ctx.attr("coordinate_transformation_mode", "half_pixel"))
     if ctm == "half_pixel_symmetric" and ctx.opset < 19:
         raise ctx.error("coordinate_transformation_mode 'half_pixel_symmetric' needs opset 19")
-    if ctm == "tf_half_pixel_for_nn":
-        raise ctx.error("unsupported coordinate_transformation_mode 'tf_half_pixel_for_nn'")
+    if ctm == "tf_half_pixel_for_nn" and ctx.opset >= 13:
+        raise ctx.error("coordinate_transformation_mode 'tf_half_pixel_for_nn' was removed in opset 13")
     spec = _ResizeSpec(
         mode=str(ctx.attr("mode", "nearest")),
         ctm=ctm,
@@ -463,7 +468,9 @@ def _axis_taps(
     if mode == "nearest":
         x = build.map_("round", x)  # half to even, as PyTorch
     outside = build.join("or", build.join("lt", x, scalar_like(x, lo)), build.join("gt", x, scalar_like(x, hi)))
-    if padding == "border":
+    if padding == "border" and mode != "cubic":
+        # onnx's reference clamps a cubic coordinate too, onnxruntime and PyTorch clamp only
+        # its taps (below): the clamped taps keep the kernel's shape at the border
         x = build.select(outside, _clamp(x, 0, size - 1), x)
     elif padding == "reflection":
         x = build.select(outside, _reflect(x, lo, hi), x)
