@@ -102,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--docs", type=int, default=200_000, help="documents per throughput mode")
     ap.add_argument("--json-docs", type=int, default=50_000, help="documents for the two JSONL modes")
     ap.add_argument("--restart-docs", type=int, default=1_000_000, help="documents in the restart test (0: skip)")
+    ap.add_argument("--reopen", type=int, default=3, help="times the restart store is opened (median reported)")
     ap.add_argument("--batch", type=int, default=4096)
     ap.add_argument("--modes", default=",".join(MODES))
     ap.add_argument("--dir", help="where the stores go (default: a temporary directory, removed afterwards)")
@@ -149,14 +150,17 @@ def main(argv: list[str] | None = None) -> int:
                 wall, _, bad = _timed(store, _wire(cells, args.restart_docs), 16384)
                 assert bad == 0
             size = sum(f.stat().st_size for f in d.iterdir()) / 2**20
-            t0 = time.perf_counter()
-            with DocumentStore.open(d, TYPES, backend) as store:
-                opened = time.perf_counter() - t0
-                assert store.restart.total == args.restart_docs
-                restart = (args.restart_docs, store.restart.seconds, opened, size)
-                print(f"restart    {args.restart_docs:>9,d} docs  rebuilt in {store.restart.seconds:.2f} s "
-                      f"(open {opened:.2f} s; database {size:,.0f} MiB; fed at {args.restart_docs / wall:,.0f} docs/s)",
-                      flush=True)
+            times: list[tuple[float, float]] = []
+            for _ in range(max(1, args.reopen)):
+                t0 = time.perf_counter()
+                with DocumentStore.open(d, TYPES, backend) as store:
+                    times.append((store.restart.seconds, time.perf_counter() - t0))
+                    assert store.restart.total == args.restart_docs
+                print(f"restart    {args.restart_docs:>9,d} docs  rebuilt in {times[-1][0]:.2f} s "
+                      f"(open {times[-1][1]:.2f} s; database {size:,.0f} MiB; fed at {args.restart_docs / wall:,.0f} "
+                      "docs/s)", flush=True)
+            secs, opened = sorted(times)[len(times) // 2]
+            restart = (args.restart_docs, secs, opened, size)
     finally:
         if not args.dir:
             shutil.rmtree(root, ignore_errors=True)
@@ -171,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     if restart:
         n, secs, opened, size = restart
         md.append(f"\nRestart with {n:,} documents ({size:,.0f} MiB database): shards rebuilt in {secs:.2f} s "
-                  f"(whole open {opened:.2f} s).")
+                  f"(whole open {opened:.2f} s; median of {max(1, args.reopen)} opens).")
     md.append(f"\nMachine: {env}. Command: `python -m bench.feed_bench {' '.join(argv or sys.argv[1:])}`.")
     text = "\n".join(md)
     print("\n" + text)

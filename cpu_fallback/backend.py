@@ -18,6 +18,7 @@ import numpy.typing as npt
 
 from cpu_fallback.kernels import INTO
 from tensor_ir.backend import Backend, CompiledProgram
+from tensor_ir.cancel import check as check_deadline
 from tensor_ir.ir import Node, Op
 from tensor_ir.passes.fold_query_scale import fold_query_scale, thresholds
 from tensor_ir.passes.optimize import optimize
@@ -104,6 +105,7 @@ class _Plan:
         pool: dict[int, Array] = {}
         per_doc_outputs = [(name, node) for name, node in self.program.outputs.items() if node.per_document]
         for start in range(0, n_docs, self.block):
+            check_deadline()
             stop = min(start + self.block, n_docs)
             env = self._block(values, shared, pool, start, stop)
             for name, node in per_doc_outputs:

@@ -48,6 +48,10 @@ TF32_ENV = "TENSORRANK_TF32"
 # ---------------------------------------------------------------- devices
 
 
+# kernel objects for the process, shared by every program (a name is a digest of the code)
+_KERNELS: dict[tuple[str, str, str], Any] = {}
+
+
 class _CupyDevice:
     """Kernels and arrays on the current CUDA device."""
 
@@ -57,7 +61,6 @@ class _CupyDevice:
         import cupy
 
         self.xp = cupy
-        self._kernels: dict[tuple[str, str, str], Any] = {}
         self.cell_types = _cupy_cell_types(cupy)
 
     def is_device_array(self, value: Any) -> bool:
@@ -73,13 +76,13 @@ class _CupyDevice:
 
     def kernel(self, src: KernelSource) -> Any:
         key = (src.kind, src.name, src.in_params)
-        k = self._kernels.get(key)
+        k = _KERNELS.get(key)
         if k is None:
             if src.kind == "elementwise":
                 k = self.xp.ElementwiseKernel(**src.cupy_args())
             else:
                 k = self.xp.ReductionKernel(**src.cupy_args())
-            self._kernels[key] = k
+            _KERNELS[key] = k
         return k
 
     def run_group(self, group: FusedGroup, src: KernelSource, leaves: list[Any], space: tuple[int, ...],
@@ -436,6 +439,7 @@ class CupyProgram(CompiledProgram):
         if fallbacks:
             log.info("%d of %d steps run on the host: %s", len(fallbacks), len(self._steps),
                      "; ".join(f"{st.node.op.label}: {st.fallback}" for st in fallbacks[:10]))
+        self._input_nodes = program.input_nodes()
         # constants: uploaded once, here
         self._consts: dict[int, Any] = {}
         read = [i for st in self._steps for i in st.inputs] + list(program.outputs.values())
@@ -464,7 +468,7 @@ class CupyProgram(CompiledProgram):
 
     def _inputs(self, values: Mapping[str, Any], n_docs: int) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        used = self.program.input_nodes()
+        used = self._input_nodes
         for name, spec in self.program.inputs.items():
             if name not in values:
                 if name in used:
@@ -499,7 +503,7 @@ class CupyProgram(CompiledProgram):
     def run(self, inputs: Mapping[str, Any], n_docs: int) -> dict[str, Any]:
         values = self._inputs(inputs, n_docs)
         env: dict[int, Any] = dict(self._consts)
-        for node in self.program.input_nodes().values():
+        for node in self._input_nodes.values():
             if node.attrs["name"] in values:
                 env[id(node)] = values[node.attrs["name"]]
         xp = self._xp

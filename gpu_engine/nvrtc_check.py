@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from gpu_engine.render import HELPERS, KernelSource, render_group
+from gpu_engine.render import HELPERS, NVRTC_OPTIONS, KernelSource, render_group
 
 log = logging.getLogger(__name__)
 
@@ -156,21 +156,24 @@ def full_source(code: str) -> str:
     return "".join(f"#include <{h}>\n" for h in core._cupy_header_list) + code
 
 
-def compiler_options(arch: str = DEFAULT_ARCH) -> tuple[str, ...]:
-    """The NVRTC options CuPy passes (core.assemble_cupy_compiler_options, then
-    compiler._compile_with_cache_cuda and _compile_using_nvrtc), for a given target."""
+def compiler_options(arch: str = DEFAULT_ARCH, options: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """The NVRTC options CuPy passes for a kernel created with `options`
+    (core.assemble_cupy_compiler_options, then compiler._compile_with_cache_cuda and
+    _compile_using_nvrtc), for a given target."""
     _, _, _, core, _ = _cupy()
-    opts: tuple[str, ...] = core.assemble_cupy_compiler_options(())
+    opts: tuple[str, ...] = core.assemble_cupy_compiler_options(tuple(options))
     return (*opts, "-ftz=true", f"-arch=sm_{arch}", "--device-as-default-execution-space")
 
 
-def compile_code(source: str, arch: str = DEFAULT_ARCH, name: str = "kern.cu") -> bytes:
-    """Compile one translation unit to a cubin; NvrtcError carries NVRTC's log."""
+def compile_code(source: str, arch: str = DEFAULT_ARCH, name: str = "kern.cu",
+                 options: tuple[str, ...] = NVRTC_OPTIONS) -> bytes:
+    """Compile one translation unit to a cubin with CuPy's options and a kernel's own
+    `options` (CuPy appends those first); NvrtcError carries NVRTC's log."""
     from cupy.cuda import compiler
 
     prog = compiler._NVRTCProgram(source, name, method="cubin")
     try:
-        cubin, _ = prog.compile(compiler_options(arch))
+        cubin, _ = prog.compile(compiler_options(arch, options))
     except compiler.CompileException as e:
         raise NvrtcError(f"NVRTC rejected {name}", e.get_message(), source) from None
     return bytes(cubin)
@@ -207,8 +210,8 @@ def _batch_unit(kind: str, codes: Sequence[str], headers: tuple[str, ...]) -> st
     return "".join(parts)
 
 
-def _compile_chunk(kind: str, headers: tuple[str, ...], chunk: list[tuple[str, str]], arch: str,
-                   cache_dir: str | None) -> tuple[int, list[tuple[str, str]]]:
+def _compile_chunk(kind: str, headers: tuple[str, ...], options: tuple[str, ...], chunk: list[tuple[str, str]],
+                   arch: str, cache_dir: str | None) -> tuple[int, list[tuple[str, str]]]:
     """Compile one unit (or its kernels one by one if it fails): (units used, failures)."""
     if len(chunk) == 1:
         source = full_source(chunk[0][1])
@@ -216,12 +219,12 @@ def _compile_chunk(kind: str, headers: tuple[str, ...], chunk: list[tuple[str, s
         source = full_source(_batch_unit(kind, [code for _, code in chunk], headers))
     stamp = None
     if cache_dir is not None:
-        key = "\0".join((source, arch, *compiler_options(arch), repr(_nvrtc_version())))
+        key = "\0".join((source, arch, *compiler_options(arch, options), repr(_nvrtc_version())))
         stamp = Path(cache_dir) / hashlib.blake2b(key.encode(), digest_size=16).hexdigest()
         if stamp.exists():
             return 0, []
     try:
-        compile_code(source, arch, name=f"{chunk[0][0]}.cu")
+        compile_code(source, arch, name=f"{chunk[0][0]}.cu", options=options)
         if stamp is not None:
             stamp.parent.mkdir(parents=True, exist_ok=True)
             stamp.write_text(chunk[0][0])
@@ -232,7 +235,7 @@ def _compile_chunk(kind: str, headers: tuple[str, ...], chunk: list[tuple[str, s
     log.info("a unit of %d %s kernels failed; compiling them one by one", len(chunk), kind)
     units, failures = 1, []
     for item in chunk:
-        u, f = _compile_chunk(kind, headers, [item], arch, None)
+        u, f = _compile_chunk(kind, headers, options, [item], arch, None)
         units += u
         failures += f
     return units, failures
@@ -262,7 +265,7 @@ def compile_kernels(
     function of those). Each kernel is compiled at one of the ranks it is launched with
     (and at rank 0 if it is launched with that), unless `all_ranks`."""
     report = CompileReport()
-    groups: dict[tuple[str, tuple[str, ...]], list[tuple[str, str]]] = {}
+    groups: dict[tuple[str, tuple[str, ...], tuple[str, ...]], list[tuple[str, str]]] = {}
     seen: set[str] = set()
     ranks_seen: set[tuple[str, bool, bool]] = set()
     for src, ndim, out_ndim in kernels:
@@ -278,11 +281,11 @@ def compile_kernels(
             continue
         seen.add(code)
         headers = tuple(sorted(set(_HEADER_RE.findall(code))))
-        groups.setdefault((src.kind, headers), []).append((src.name, code))
+        groups.setdefault((src.kind, headers, src.options), []).append((src.name, code))
     report.kernels = len(seen)
     size = max(batch, 1)
-    jobs: list[tuple[str, tuple[str, ...], list[tuple[str, str]]]] = []
-    for (kind, headers), items in groups.items():
+    jobs: list[tuple[str, tuple[str, ...], tuple[str, ...], list[tuple[str, str]]]] = []
+    for (kind, headers, options), items in groups.items():
         # one kernel can appear at several ranks under one name: a unit holds each name once
         chunks: list[list[tuple[str, str]]] = []
         for item in items:
@@ -292,14 +295,15 @@ def compile_kernels(
                     break
             else:
                 chunks.append([item])
-        jobs += [(kind, headers, chunk) for chunk in chunks]
+        jobs += [(kind, headers, options, chunk) for chunk in chunks]
     if workers > 1 and len(jobs) > 1:
         ctx = multiprocessing.get_context("fork")
         with concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
             results = list(pool.map(_compile_chunk, *zip(*jobs, strict=True), [arch] * len(jobs),
                                     [cache_dir] * len(jobs)))
     else:
-        results = [_compile_chunk(kind, headers, chunk, arch, cache_dir) for kind, headers, chunk in jobs]
+        results = [_compile_chunk(kind, headers, options, chunk, arch, cache_dir)
+                   for kind, headers, options, chunk in jobs]
     for units, failures in results:
         report.units += units
         report.failures += failures

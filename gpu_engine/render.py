@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -135,6 +136,9 @@ template <typename T> __device__ __forceinline__ T tr_shr(T a, T b) {
 """
 
 
+NVRTC_OPTIONS = ("--fmad=false",)
+
+
 class RenderError(ValueError):
     """A group holds something this renderer cannot express (can_fuse should have said so)."""
 
@@ -162,8 +166,11 @@ class KernelSource:
     # a scalar argument appended to reductions with one input, so that CuPy does not
     # switch them to its CUB path (which reads only `in0` and renames by substring)
     extra_scalar: bool = False
+    # NVRTC options on top of CuPy's: no contraction of a*b+c into one FMA, so every node
+    # is rounded on its own as in the reference (and results do not depend on inlining)
+    options: tuple[str, ...] = NVRTC_OPTIONS
 
-    def cupy_args(self) -> dict[str, str]:
+    def cupy_args(self) -> dict[str, Any]:
         if self.kind == "elementwise":
             return {
                 "in_params": self.in_params,
@@ -171,8 +178,10 @@ class KernelSource:
                 "operation": self.operation,
                 "name": self.name,
                 "preamble": self.preamble,
+                "options": self.options,
             }
         return {
+            "options": self.options,
             "in_params": self.in_params,
             "out_params": self.out_params,
             "map_expr": self.map_expr,

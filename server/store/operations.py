@@ -164,7 +164,7 @@ def _field(did: str, doctype: DocType, name: str) -> FieldSpec:
     if spec is not None:
         return spec
     if any(c in name for c in ".[{"):
-        raise FeedError("field path updates (struct, map and array elements) are not supported", did, name)
+        raise FeedError("field paths (struct, map and array elements) are not supported", did, name)
     known = ", ".join(doctype.fields) or "none"
     raise FeedError(f"unknown field (document type '{doctype.name}' has fields: {known})", did, name)
 

@@ -123,21 +123,23 @@ class Shard:
 
     def load(self, ids: Sequence[str], host_columns: Mapping[str, npt.NDArray[Any]]) -> None:
         """Replace the contents with `ids` and their rows of `host_columns` (leading axis: the capacity)."""
+        n = len(ids)
+        cap = max([self._initial, n, *(len(host_columns[f.name]) for f in self.fields)])
+        for f in self.fields:
+            host = host_columns[f.name]
+            if len(host) != cap or host.shape[1:] != f.shape or host.dtype != f.dtype:
+                raise ValueError(f"column {f.name}: expected [{cap}, *{list(f.shape)}] {f.dtype}, got "
+                                 f"{list(host.shape)} {host.dtype}")
+        rows = dict(zip(ids, range(n)))
+        if len(rows) != n:
+            raise ValueError("document ids repeat")
+        columns = {f.name: self.backend.asarray(host_columns[f.name]) for f in self.fields}
         with self._lock:
-            n = len(ids)
-            cap = max([self._initial, n, *(len(host_columns[f.name]) for f in self.fields)])
             self._reset(cap, allocate=False)
-            for f in self.fields:
-                host = host_columns[f.name]
-                if len(host) != cap or host.shape[1:] != f.shape or host.dtype != f.dtype:
-                    raise ValueError(f"column {f.name}: expected [{cap}, *{list(f.shape)}] {f.dtype}, got "
-                                     f"{list(host.shape)} {host.dtype}")
-                self._cols[f.name] = self.backend.asarray(host)
+            self._cols = columns
             self._ids[:n] = np.array(ids, dtype=object)
             self._live[:n] = True
-            self._rows = dict(zip(ids, range(n)))
-            if len(self._rows) != n:
-                raise ValueError("document ids repeat")
+            self._rows = rows
             self._n = n
             self._publish()
 

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
+import numpy.typing as npt
 
 from server.application.package import Application
 from server.ranking import ShardView
@@ -159,28 +160,35 @@ class DocumentStore:
         counts: dict[str, int] = {}
         for dt in self.types.values():
             specs = dt.attributes
-            n = self._durable.count(dt)
-            cap = capacity_for(n, initial_capacity)
-            host = {f.name: np.zeros((cap, *f.shape), dtype=f.dtype) for f in specs}
             ids: list[str] = []
-            pos = 0
+            chunks: dict[str, list[npt.NDArray[Any]]] = {f.name: [] for f in specs}
             for rows in self._durable.scan(dt, specs):
                 k = len(rows)
-                if pos + k > cap:
-                    raise StoreError(f"document type '{dt.name}': the database changed while it was being read")
                 cols = list(zip(*rows))
                 ids.extend(cols[0])
                 for f, blobs in zip(specs, cols[1:]):
                     if None in blobs:
                         zero = bytes(f.nbytes)
                         blobs = tuple(zero if b is None else b for b in blobs)
-                    if set(map(type, blobs)) != {bytes} or set(map(len, blobs)) != {f.nbytes}:
+                    try:
+                        data = b"".join(blobs)
+                    except TypeError:
+                        data = b""
+                    if len(data) != k * f.nbytes or set(map(len, blobs)) != {f.nbytes}:
                         raise StoreError(f"document type '{dt.name}': a stored value of field '{f.name}' is not "
                                          f"{f.nbytes} bytes of {f.type_text}")
-                    host[f.name][pos:pos + k] = np.frombuffer(b"".join(blobs), dtype=f.dtype).reshape(k, *f.shape)
-                pos += k
+                    chunks[f.name].append(np.frombuffer(data, dtype=f.dtype).reshape(k, *f.shape))
+            # counted while reading rather than before: count(*) would cost a scan of its own
+            n = len(ids)
+            cap = capacity_for(n, initial_capacity)
+            host = {}
+            for f in specs:
+                host[f.name] = column = np.zeros((cap, *f.shape), dtype=f.dtype)
+                if n:
+                    np.concatenate(chunks[f.name], out=column[:n])
+                chunks[f.name].clear()
             self._shards[dt.name].load(ids, host)
-            counts[dt.name] = pos
+            counts[dt.name] = n
         stats = RestartStats(time.perf_counter() - start, counts)
         log.info("document store %s: rebuilt the shards from %d stored documents (%s) in %.2f s", self.data_dir,
                  stats.total, ", ".join(f"{k}: {v}" for k, v in counts.items()) or "no document types",

@@ -113,6 +113,12 @@ class FieldSpec:
             return value
         if value is None:
             return None
+        if isinstance(value, bytes | bytearray | memoryview) and self.type is not None:
+            raw = bytes(value)
+            if len(raw) != self.nbytes:
+                raise FieldValueError(f"{self.type_text} takes {self.nbytes} bytes of raw little-endian "
+                                      f"{self.cell_name} cells ({self.cells} cells), got {len(raw)} bytes")
+            return self.convert(raw, unchecked)
         if self.type is None:
             if not isinstance(value, str):
                 raise FieldValueError(f"expected a string, got {_describe(value)}")
@@ -164,12 +170,6 @@ class FieldSpec:
         assert self.type is not None
         if isinstance(v, np.ndarray):
             return self.check_array(v, copy=True)
-        if isinstance(v, bytes | bytearray | memoryview):
-            raw = bytes(v)
-            if len(raw) != self.nbytes:
-                raise FieldValueError(f"{self.type_text} takes {self.nbytes} bytes of raw little-endian "
-                                      f"{self.cell_name} cells ({self.cells} cells), got {len(raw)} bytes")
-            return self.check_array(np.frombuffer(raw, dtype=self.dtype).reshape(self.shape), copy=False)
         # fast paths for the common forms: {"values": "hex"}, [..] and {"values": [..]}
         flat = v if isinstance(v, list) else v.get("values") if isinstance(v, dict) and len(v) == 1 else None
         if flat.__class__ is str and len(flat) == 2 * self.nbytes:

@@ -96,3 +96,20 @@ def test_an_output_viewed_by_a_later_node_is_not_overwritten() -> None:
     got = NumpyProgram(program).run(feeds, 4)
     np.testing.assert_array_equal(got["x"], feeds["d"] * 2)
     np.testing.assert_array_equal(got["z"], (feeds["d"] * 2).reshape(4, 3, 2) - 100)
+
+
+def test_a_passed_deadline_stops_evaluation() -> None:
+    import time
+
+    from tensor_ir.cancel import DeadlineExceeded, deadline
+
+    program, _ = _mlp()
+    n = 2000
+    rng = np.random.default_rng(3)
+    feeds = {"doc": rng.standard_normal((n, 1, 8)).astype(np.float32),
+             "q": rng.standard_normal((1, 8)).astype(np.float32)}
+    prog = NumpyProgram(program, block_bytes=1)
+    with deadline(time.monotonic() - 1), pytest.raises(DeadlineExceeded):
+        prog.run(feeds, n)
+    with deadline(time.monotonic() + 60):
+        assert prog.run(feeds, n)["s1"].shape == (n,)

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from gpu_engine import nvrtc_check
+from gpu_engine.backend import CupyBackend
 from gpu_engine.render import C_TYPES, KernelSource, can_fuse, render_group
 from tensor_ir import build
 from tensor_ir.dtypes import CellType
@@ -36,9 +37,12 @@ def cache_dir() -> str | None:
 
 
 def kernels_of(programs: list[tuple[str, Program]]) -> list[tuple[KernelSource, int, int | None]]:
+    """The kernels the GPU backend launches for these programs (its own plan: the
+    optimisation pipeline, then fusion)."""
+    backend = CupyBackend.emulated()
     out = []
     for _, program in programs:
-        out += nvrtc_check.program_kernels(fuse(program, can_fuse))
+        out += nvrtc_check.program_kernels(backend.plan(program))
     return out
 
 

@@ -31,7 +31,7 @@ BAD: list[tuple[str, Any, str]] = [
                                            f"{FIELDS})"),
     ("unknown field in update", _upd("nope", {"assign": 1}), f"{ID}: field 'nope': unknown field"),
     ("field path update", _upd("embedding{x:1}", {"assign": 1}),
-     f"{ID}: field 'embedding{{x:1}}': field path updates (struct, map and array elements) are not supported"),
+     f"{ID}: field 'embedding{{x:1}}': field paths (struct, map and array elements) are not supported"),
     # wrong shape or cell count
     ("too few cells", _put(embedding=[1, 2, 3]),
      f"{ID}: field 'embedding': tensor<float>(x[4]) has 4 cells (shape [4]) but the value has shape [3]"),
@@ -246,3 +246,14 @@ def test_get_refuses_bad_ids(store: DocumentStore) -> None:
         store.get("x")
     with pytest.raises(FeedError, match="unknown document type 'nosuch'"):
         store.get("id:ns:nosuch::1")
+
+
+def test_raw_cells_of_a_single_value(store: DocumentStore) -> None:
+    [r] = store.feed_batch([_put(score=b"\x00" * 4)])
+    assert r.error == (f"{ID}: field 'score': double takes 8 bytes of raw little-endian double cells (1 cells), "
+                       "got 4 bytes")
+    assert store.feed_batch([_put(score=bytearray(np.float64(2.5).tobytes()), flag=b"\x01")])[0].ok
+    doc = store.get(ID)
+    assert doc is not None and float(doc.fields["score"]) == 2.5 and bool(doc.fields["flag"])
+    [r] = store.feed_batch([_put(flag=b"\x02")])
+    assert r.error == f"{ID}: field 'flag': raw bool cells must be bytes 0 or 1"
