@@ -3,6 +3,8 @@
 Two programs over N documents resident in GPU memory (default N = 1,000,000):
   mlp:         sum(relu(relu([query, doc] W1 + b1) W2 + b2) W3 + b3), query and doc of 64
                floats (bench.models' mlp_rank; the query half of W1 is applied once per query)
+  dot_ffn:     sum(tanh((doc * query) W1) W2), doc and query of 256 floats, W1 256x512
+               (bench.models' dot_ffn: compute-bound)
   lightweight: sigmoid(doc . w + b), doc of 16 floats (memory-bound)
 
 For each: the median latency of one evaluation of all N documents (after warm-up, GPU
@@ -65,6 +67,19 @@ def mlp_program(w: dict[str, np.ndarray[Any, Any]]) -> Program:
     return Program({"score": score})
 
 
+def dot_ffn_weights() -> dict[str, np.ndarray[Any, Any]]:
+    rng = np.random.default_rng(SEED + 1)
+    return {"w1": _weights(rng, 256, 512), "w2": _weights(rng, 512, 1)}
+
+
+def dot_ffn_program(w: dict[str, np.ndarray[Any, Any]]) -> Program:
+    q = build.input_("query", Role.QUERY, (256,), F32)
+    d = build.input_("doc", Role.ATTRIBUTE, (256,), F32)
+    x = build.reshape(build.join("mul", d, q), (1, 256))
+    h = build.map_("tanh", build.matmul(x, build.constant(w["w1"])))
+    return Program({"score": build.reduce(build.matmul(h, build.constant(w["w2"])), "sum", None, False)})
+
+
 def lightweight_weights() -> dict[str, np.ndarray[Any, Any]]:
     rng = np.random.default_rng(SEED + 2)
     return {"w": _weights(rng, 16, 1).reshape(16), "b": np.array(0.1, np.float32)}
@@ -115,6 +130,12 @@ def torch_mlp(torch: Any, w: dict[str, Any], q: Any, docs: Any) -> Callable[[], 
     return run
 
 
+def torch_dot_ffn(torch: Any, w: dict[str, Any], q: Any, docs: Any) -> Callable[[], Any]:
+    t = {k: torch.as_tensor(v, device="cuda") for k, v in w.items()}
+    qt = torch.as_tensor(q, device="cuda")
+    return lambda: (torch.tanh((docs * qt) @ t["w1"]) @ t["w2"]).sum(dim=1)
+
+
 def torch_lightweight(torch: Any, w: dict[str, Any], docs: Any) -> Callable[[], Any]:
     wt, bt = torch.as_tensor(w["w"], device="cuda"), torch.as_tensor(w["b"], device="cuda")
     return lambda: torch.sigmoid((docs * wt).sum(dim=1) + bt)
@@ -147,12 +168,13 @@ def main(argv: list[str] | None = None) -> int:
     results: list[dict[str, Any]] = []
 
     cases = [
-        ("mlp", mlp_program(mlp_weights()), 64, 2 * (64 * 256 + 256 * 64 + 64)),
+        ("mlp_rank", mlp_program(mlp_weights()), 64, 2 * (64 * 256 + 256 * 64 + 64)),
+        ("dot_ffn", dot_ffn_program(dot_ffn_weights()), 256, 2 * (256 * 512 + 512)),
         ("lightweight", lightweight_program(lightweight_weights()), 16, 2 * 16),
     ]
     for name, program, width, flops_per_doc in cases:
         docs_host = rng.standard_normal((n, width)).astype(np.float32)
-        query = rng.standard_normal(64).astype(np.float32)
+        query = rng.standard_normal(width if name == "dot_ffn" else 64).astype(np.float32)
         docs = cupy.asarray(docs_host)  # resident, as a shard's column
         feeds: dict[str, Any] = {"doc": docs}
         if "query" in program.inputs:
@@ -169,8 +191,12 @@ def main(argv: list[str] | None = None) -> int:
         row["compute_floor_ratio"] = row["compute_floor_ms"] / ours
         if torch is not None:
             tdocs = torch.as_tensor(docs_host, device="cuda")
-            w = mlp_weights() if name == "mlp" else lightweight_weights()
-            fn = torch_mlp(torch, w, query, tdocs) if name == "mlp" else torch_lightweight(torch, w, tdocs)
+            if name == "mlp_rank":
+                fn = torch_mlp(torch, mlp_weights(), query, tdocs)
+            elif name == "dot_ffn":
+                fn = torch_dot_ffn(torch, dot_ffn_weights(), query, tdocs)
+            else:
+                fn = torch_lightweight(torch, lightweight_weights(), tdocs)
             theirs = p50_ms(fn, torch.cuda.synchronize, args.repeats)
             want = fn().float().cpu().numpy().reshape(n)
             row["torch_p50_ms"] = theirs

@@ -113,7 +113,7 @@ wait_background warm "$LOGDIR/warm.log"
 run_stage conformance 110 "$LOGDIR/conformance.log" \
     "$PY" -m server.cli conformance --backend gpu --json "$LOGDIR/conformance_gpu.json" -v
 wait_background render "$LOGDIR/render.log"
-run_stage bench 70 "$LOGDIR/bench.log" "$PY" -m bench.gpu_bench --json "$LOGDIR/gpu_bench.json"
+run_stage bench 90 "$LOGDIR/bench.log" "$PY" -m bench.gpu_bench --json "$LOGDIR/gpu_bench.json"
 
 # --- summary
 {
