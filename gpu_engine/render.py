@@ -466,8 +466,10 @@ def _params(leaves: Sequence[Node]) -> tuple[str, str]:
     return decl, fn_args
 
 
-def _finish(kind: str, body: str) -> tuple[str, str]:
-    digest = hashlib.blake2b(body.encode(), digest_size=8).hexdigest()
+def _finish(kind: str, body: str, salt: str = "") -> tuple[str, str]:
+    # the name identifies the whole kernel: for reductions the aggregation lives outside
+    # the body (reduce_expr, identity), so it must be part of the digest too
+    digest = hashlib.blake2b((body + "\0" + salt).encode(), digest_size=8).hexdigest()
     name = f"tr_{'ew' if kind == 'elementwise' else 'red'}_{digest}"
     return name, body.replace("KNAME", name)
 
@@ -591,7 +593,7 @@ def _render_reduction(group: FusedGroup) -> KernelSource:
         + "\n".join(post.lines)
         + f"\n  return {_store(out_t, last)};\n}}\n"
     )
-    name, body = _finish("reduction", body)
+    name, body = _finish("reduction", body, f"{_AGG_EXPR[agg](c)}|{_identity(agg, c)}|{acc}")
     return KernelSource(
         kind="reduction",
         name=name,
