@@ -33,7 +33,7 @@ import numpy as np
 
 from gpu_engine.render import GPU_CELL_TYPES, KernelSource, can_fuse, render_group
 from tensor_ir import reference
-from tensor_ir.backend import Backend, CompiledProgram
+from tensor_ir.backend import Backend, CompiledProgram, select_candidates
 from tensor_ir.dtypes import CellType
 from tensor_ir.errors import EvaluationError
 from tensor_ir.ir import Node, Op, Role
@@ -578,6 +578,12 @@ class CupyBackend(Backend):
 
     def topk(self, scores: Any, k: int) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
         return topk(scores, k, self._device.xp)
+
+    def candidates(self, scores: Any, k: int, live: Any = None) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+        # partition on the device: only the k candidates (and ties) cross the bus
+        xp = self._device.xp
+        dev_scores = scores if self._device.is_device_array(scores) else xp.asarray(scores)
+        return select_candidates(xp, dev_scores, k, None if live is None else xp.asarray(live))
 
 
 def _configure_matmul(cupy: Any) -> None:

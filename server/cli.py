@@ -131,6 +131,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--filter", default="", help="only cases whose name contains this text")
     s.add_argument("-v", "--verbose", action="store_true", help="print why each case did not pass")
     s.set_defaults(func=cmd_conformance)
+
+    from server.cli_serve import register as register_serve  # serve
+    register_serve(sub)
+
+    from server.cli_client import register_client_commands  # query, feed, health, demo
+    register_client_commands(sub)
     return p
 
 

@@ -116,12 +116,18 @@ class Ranker:
         return feeds
 
     def _scores(self, compiled: CompiledProgram, output: str, shard: ShardView,
-                rows: npt.NDArray[np.int64] | None, query: dict[str, npt.NDArray[Any]]) -> npt.NDArray[np.float64]:
+                rows: npt.NDArray[np.int64] | None, query: dict[str, npt.NDArray[Any]]) -> Any:
+        """Scores as the backend holds them (on the GPU for the GPU backend), one per row."""
         n = shard.size if rows is None else len(rows)
         if n == 0:
             return np.zeros(0, dtype=np.float64)
         out = compiled.run(self._feeds(compiled.program, shard, rows, query), n)
-        return np.asarray(self.backend.to_host(out[output]), dtype=np.float64).reshape(n)
+        return out[output].reshape(n)
+
+    def _host_scores(self, compiled: CompiledProgram, output: str, shard: ShardView,
+                     rows: npt.NDArray[np.int64], query: dict[str, npt.NDArray[Any]]) -> npt.NDArray[np.float64]:
+        scores = self._scores(compiled, output, shard, rows, query)
+        return np.asarray(self.backend.to_host(scores), dtype=np.float64).reshape(len(rows))
 
     def rank(
         self,
@@ -133,34 +139,35 @@ class Ranker:
         all_scores: bool = False,
     ) -> RankResult:
         qv = _query_values(self.profile, query, self.needed)
-        if rows is None:
-            candidates = np.flatnonzero(shard.live) if shard.live is not None else None
+        if rows is not None:
+            subset: npt.NDArray[np.int64] | None = np.asarray(rows, dtype=np.int64)
+            live = None
         else:
-            candidates = np.asarray(rows, dtype=np.int64)
-        if candidates is not None and shard.live is not None and rows is None and candidates.size == shard.size:
-            candidates = None
-        scores = self._scores(self.first, FIRST_PHASE, shard, candidates, qv)
-        row_ids = np.arange(shard.size) if candidates is None else candidates
+            subset = None
+            # removed documents are scored with the rest (no copy of every column per query)
+            # and then left out: compaction keeps them a small fraction of the rows
+            live = shard.live if shard.live is not None and not bool(np.all(shard.live)) else None
+        row_ids = np.arange(shard.size, dtype=np.int64) if subset is None else subset
         ids = _LazyIds(shard.ids, row_ids)
+        scores = self._scores(self.first, FIRST_PHASE, shard, subset, qv)
+        scored = len(row_ids) if live is None else int(np.count_nonzero(live))
         want = offset + hits
-        if self.second is not None and scores.size:
-            k = min(self.profile.rerank_count, scores.size)
-            top = _top(scores, ids, k)
-            second = self._scores(self.second, SECOND_PHASE, shard, row_ids[top], qv)
-            by_second = _top(second, ids[top], len(top))
-            reranked, reranked_scores = top[by_second], second[by_second]
-            rest = np.zeros(0, dtype=np.int64)
-            if want > k:
-                others = np.setdiff1d(np.arange(scores.size), top, assume_unique=True)
-                rest = others[_top(scores[others], ids[others], want - k)]
+        need = max(want, self.profile.rerank_count if self.second is not None else 0)
+        cand, cand_scores = self.backend.candidates(scores, need, live)
+        order = _top(cand_scores, ids[cand], min(need, len(cand)))
+        best, best_scores = cand[order], cand_scores[order]
+        if self.second is not None and len(best):
+            k = min(self.profile.rerank_count, len(best))
+            top = best[:k]
+            second = self._host_scores(self.second, SECOND_PHASE, shard, row_ids[top], qv)
+            by_second = _top(second, ids[top], k)
             # re-ranked documents come first (by second phase), then the rest by first phase
-            picked = np.concatenate([reranked, rest])[offset:want]
-            picked_scores = np.concatenate([reranked_scores, scores[rest]])[offset:want]
+            picked = np.concatenate([top[by_second], best[k:]])[offset:want]
+            picked_scores = np.concatenate([second[by_second], best_scores[k:]])[offset:want]
         else:
-            picked = _top(scores, ids, min(want, scores.size))[offset:want]
-            picked_scores = scores[picked]
+            picked, picked_scores = best[offset:want], best_scores[offset:want]
         result_hits = [
-            Hit(str(ids[i]), float(v), int(row_ids[i])) for i, v in zip(picked, picked_scores, strict=True)
+            Hit(str(ids[int(i)]), float(v), int(row_ids[i])) for i, v in zip(picked, picked_scores, strict=True)
         ]
         if self.features is not None and result_hits:
             hit_rows = np.asarray([h.row for h in result_hits], dtype=np.int64)
@@ -169,10 +176,12 @@ class Ranker:
                 values = np.asarray(self.backend.to_host(out[f.program_output]))
                 for j, h in enumerate(result_hits):
                     h.match_features[f.name] = values[j]
-        res = RankResult(result_hits, int(scores.size), int(shard.size))
+        res = RankResult(result_hits, scored, int(shard.size))
         if all_scores:
-            res.scored_ids = [str(shard.ids[int(r)]) for r in row_ids]
-            res.scores = scores
+            host = np.asarray(self.backend.to_host(scores), dtype=np.float64).reshape(len(row_ids))
+            keep = row_ids if live is None else row_ids[live]
+            res.scored_ids = [str(shard.ids[int(r)]) for r in keep]
+            res.scores = host if live is None else host[live]
         return res
 
 

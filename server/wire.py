@@ -42,9 +42,20 @@ def decode_tensor(t: pb.Tensor, expected: TensorType | None, what: str) -> npt.N
     return arr.astype(target.np_dtype)
 
 
+# scalar types under the names parse_type reads back (str() gives int32 for int, int64 for long ...)
+_SCALAR_NAMES = {CellType.INT32: "int", CellType.INT64: "long", CellType.INT8: "byte", CellType.BOOL: "bool"}
+
+
+def type_string(t: TensorType) -> str:
+    """`t` as a type string that parse_type reads back as `t`."""
+    if not t.dims and t.cell in _SCALAR_NAMES:
+        return _SCALAR_NAMES[t.cell]
+    return str(t)
+
+
 def encode_tensor(value: npt.ArrayLike, t: TensorType) -> pb.Tensor:
     arr = np.ascontiguousarray(np.asarray(value, dtype=t.cell.np_dtype).reshape(t.shape))
-    return pb.Tensor(type=str(t), values=arr.astype(_le(t.cell)).tobytes())
+    return pb.Tensor(type=type_string(t), values=arr.astype(_le(t.cell)).tobytes())
 
 
 def scalar_type(ct: CellType) -> TensorType:

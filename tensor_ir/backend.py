@@ -40,7 +40,32 @@ class Backend(abc.ABC):
     def to_host(self, value: Any) -> npt.NDArray[Any]:
         """Copy a device array back to a numpy array."""
 
+    def candidates(self, scores: Any, k: int, live: npt.NDArray[np.bool_] | None = None
+                   ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+        """Positions and scores, on the host, of at least the k best scores (every tie at
+        the k-th value included, so the caller can break ties by document id), among the
+        positions `live` allows. NaN counts as the lowest score."""
+        return select_candidates(np, np.asarray(self.to_host(scores)), k, live)
+
     def run(self, program: Program, inputs: Mapping[str, Any], n_docs: int) -> dict[str, npt.NDArray[Any]]:
         """Compile, run and copy back: a convenience for tests and one-off evaluation."""
         out = self.compile(program).run(inputs, n_docs)
         return {k: np.asarray(self.to_host(v)) for k, v in out.items()}
+
+
+def select_candidates(xp: Any, scores: Any, k: int, live: Any = None
+                      ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+    """`Backend.candidates` for an array module `xp` (numpy, or cupy on the device): the
+    partition runs where the scores are; only the candidates cross to the host."""
+    values = scores.reshape(-1).astype(np.float64)
+    key = xp.where(xp.isnan(values), -np.inf, values)
+    pos = xp.arange(key.shape[0]) if live is None else xp.nonzero(live)[0]
+    if live is not None:
+        key = key[pos]
+    if 0 < k < key.shape[0]:
+        kth = xp.partition(-key, k - 1)[k - 1]
+        pos = pos[xp.nonzero(-key <= kth)[0]]
+    elif k <= 0:
+        pos = pos[:0]
+    to_host = getattr(xp, "asnumpy", np.asarray)
+    return np.asarray(to_host(pos), dtype=np.int64), np.asarray(to_host(values[pos]), dtype=np.float64)
