@@ -31,7 +31,7 @@ Array = npt.NDArray[Any]
 
 # Bytes of per-document intermediates one block may hold: about what the L2/L3 caches of
 # a server core keep close. TENSORRANK_BLOCK_BYTES overrides it.
-DEFAULT_BLOCK_BYTES = 4 << 20
+DEFAULT_BLOCK_BYTES = 16 << 20
 _VIEW_OPS = frozenset({Op.RESHAPE, Op.TRANSPOSE, Op.SLICE, Op.BROADCAST})
 _IN_PLACE_OPS = frozenset({Op.JOIN, Op.MAP})
 

@@ -116,6 +116,7 @@ def choose_backend(device: str, metrics: Metrics) -> tuple[Backend, DeviceInfo]:
     if device == "cpu":
         from cpu_fallback import NumpyBackend
 
+        metrics.device.labels("cpu", "--device cpu").set(1)
         return NumpyBackend(), DeviceInfo("cpu", "--device cpu")
     gpu, why, label = _gpu_backend()
     if gpu is not None:
@@ -258,11 +259,17 @@ async def _serve(args: argparse.Namespace) -> int:
           f"on {device.name}", flush=True)
 
     await stop.wait()
-    log.info("draining: up to %.0f s for requests in flight", args.drain_seconds)
+    # new requests get UNAVAILABLE from the servicer (with a reason) while those in flight finish;
+    # only then does the gRPC server stop, which would answer new calls with a bare CANCELLED
+    log.info("draining: %d requests in flight, up to %.0f s for them to finish", state.in_flight,
+             args.drain_seconds)
     state.draining = True
     metrics.serving.set(0)
     await health.enter_graceful_shutdown()
-    await server.stop(args.drain_seconds)
+    if not await state.drained(args.drain_seconds):
+        log.warning("%d requests still in flight after %.0f s; they are cancelled", state.in_flight,
+                    args.drain_seconds)
+    await server.stop(1.0)
     await asyncio.to_thread(engine.close)
     print("stopped", flush=True)
     return 0

@@ -54,6 +54,27 @@ class ServerState:
     engine: Engine | None = None
     draining: bool = False
     starting_message: str = "the server is starting: loading the application package and the documents"
+    in_flight: int = 0
+    _idle: asyncio.Event | None = None
+
+    def enter(self) -> None:
+        self.in_flight += 1
+
+    def leave(self) -> None:
+        self.in_flight -= 1
+        if self.in_flight == 0 and self._idle is not None:
+            self._idle.set()
+
+    async def drained(self, timeout: float) -> bool:
+        """Wait until no RPC is in flight (at most `timeout` seconds); False if some still are."""
+        if self.in_flight == 0:
+            return True
+        self._idle = asyncio.Event()
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+            return True
+        except TimeoutError:
+            return False
 
     def require(self) -> Engine:
         if self.draining:
@@ -84,6 +105,7 @@ class RankingService(pb_grpc.RankingServicer):
                    context: grpc.aio.ServicerContext) -> AsyncIterator[pb.FeedResult]:
         start = time.perf_counter()
         code = grpc.StatusCode.OK
+        self.state.enter()
         try:
             engine = self.state.require()
             async for result in self._feed(engine, request_iterator):
@@ -95,6 +117,7 @@ class RankingService(pb_grpc.RankingServicer):
             code, message = status_of(e, "Feed")
             await context.abort(code, message)
         finally:
+            self.state.leave()
             self._record("Feed", code, start)
 
     # ------------------------------------------------------------------ plumbing
@@ -103,6 +126,7 @@ class RankingService(pb_grpc.RankingServicer):
                      call: Callable[[], Awaitable[T]]) -> T:
         start = time.perf_counter()
         code = grpc.StatusCode.OK
+        self.state.enter()
         try:
             return await call()
         except asyncio.CancelledError:
@@ -114,6 +138,7 @@ class RankingService(pb_grpc.RankingServicer):
             await context.abort(code, message)
             raise AssertionError("unreachable: abort raises") from None
         finally:
+            self.state.leave()
             self._record(method, code, start)
 
     def _record(self, method: str, code: grpc.StatusCode, start: float) -> None:

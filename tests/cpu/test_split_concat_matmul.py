@@ -68,3 +68,29 @@ def test_query_scale_folds_into_weights_only_past_break_even() -> None:
     want = (feeds["d"] * feeds["q"]) @ w.value
     for variant in (small, big):
         np.testing.assert_allclose(NumpyBackend().run(variant, feeds, n)["y"], want, rtol=1e-5, atol=1e-5)
+
+
+def test_invariant_addends_are_grouped_out_of_the_per_document_chain() -> None:
+    from tensor_ir.passes.reassociate import reassociate_invariants
+
+    rng = np.random.default_rng(6)
+    d = build.input_("d", Role.ATTRIBUTE, (3,), F32)
+    q = build.input_("q", Role.QUERY, (3,), F32)
+    b = build.constant(rng.standard_normal(3).astype(np.float32))
+    prog = Program({"y": build.join("add", build.join("add", d, q), b)})
+    out = reassociate_invariants(prog)
+    per_doc_joins = [n for n in out.nodes() if n.op is Op.JOIN and n.per_document]
+    assert len(per_doc_joins) == 1
+    feeds = {"d": rng.standard_normal((4, 3)).astype(np.float32), "q": rng.standard_normal(3).astype(np.float32)}
+    np.testing.assert_allclose(NumpyBackend().run(out, feeds, 4)["y"], feeds["d"] + feeds["q"] + b.value, rtol=1e-6)
+
+
+def test_a_shared_inner_sum_is_not_regrouped() -> None:
+    from tensor_ir.passes.reassociate import reassociate_invariants
+
+    d = build.input_("d", Role.ATTRIBUTE, (3,), F32)
+    q = build.input_("q", Role.QUERY, (3,), F32)
+    inner = build.join("add", d, q)
+    prog = Program({"y": build.join("add", inner, build.scalar(1.0, F32)), "z": build.map_("exp", inner)})
+    out = reassociate_invariants(prog)
+    assert sum(1 for n in out.nodes() if n.op is Op.JOIN and n.per_document) == 2
