@@ -1,6 +1,7 @@
 """A synthetic news corpus for the bundled example, in Vespa's feed JSON (one put per line).
 
     python examples/make_corpus.py [--docs 100000] [--seed 20261126] [--out FILE]   (default: stdout)
+    python examples/make_corpus.py --query science        a topic's query vector, as JSON
 
 Every article belongs to one of TOPICS; its embedding is the topic's centre plus noise,
 normalised (cosine to its centre about 0.8), written in Vespa's hex cell form (the cells'
@@ -16,6 +17,7 @@ lines of any larger one, however it is produced.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Iterator
 
@@ -80,7 +82,17 @@ def main() -> None:
     ap.add_argument("--docs", type=int, default=100_000)
     ap.add_argument("--seed", type=int, default=SEED)
     ap.add_argument("--out", help="file to write (default: standard output)")
+    ap.add_argument("--query", choices=TOPICS, metavar="TOPIC",
+                    help=f"write the query vector of a topic instead, as a JSON array ({', '.join(TOPICS)})")
     args = ap.parse_args()
+    if args.query:
+        text = json.dumps(topic_query(args.query, args.seed)) + "\n"
+        if args.out:
+            with open(args.out, "w", encoding="utf-8") as f:
+                f.write(text)
+        else:
+            sys.stdout.write(text)
+        return
     out = open(args.out, "w", encoding="utf-8") if args.out else sys.stdout
     try:
         for line in iter_lines(args.docs, args.seed):

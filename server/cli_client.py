@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import os
 import re
 import shutil
@@ -29,6 +28,7 @@ from server.client import (
     FeedSummary,
     Progress,
     Query,
+    format_json,
     parse_query_args,
     read_operations,
     response_json,
@@ -60,7 +60,7 @@ def cmd_query(args: argparse.Namespace) -> int:
             resp, ms = client.rank(request)
     except ClientError as e:
         return _fail(e)
-    print(json.dumps(response_json(resp, ms), indent=2))
+    print(format_json(response_json(resp, ms)))
     return 0
 
 

@@ -570,6 +570,19 @@ def response_json(resp: pb.RankResponse, round_trip_ms: float) -> dict[str, Any]
     return out
 
 
+def format_json(out: Mapping[str, Any]) -> str:
+    """An answer as indented JSON with one line per hit, so that a hit's match features
+    stay together and a screen shows several hits."""
+    parts = []
+    for key, value in out.items():
+        if key == "hits" and value:
+            inner = ",\n".join(f"    {json.dumps(h)}" for h in value)
+            parts.append(f'  "hits": [\n{inner}\n  ]')
+        else:
+            parts.append(f"  {json.dumps(key)}: {json.dumps(value)}")
+    return "{\n" + ",\n".join(parts) + "\n}"
+
+
 @dataclass
 class Query:
     profile: str

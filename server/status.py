@@ -11,7 +11,6 @@ import logging
 
 import grpc
 
-from server.application.errors import SchemaError
 from server.engine import BadRequest, NotFound, NotReady, TooLarge, Unsupported
 from server.store import FeedError, StoreError
 from server.wire import WireError
@@ -27,7 +26,6 @@ _CODES: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
     (RankingError, grpc.StatusCode.INVALID_ARGUMENT),  # a query input missing or of the wrong shape
     (FeedError, grpc.StatusCode.INVALID_ARGUMENT),  # a malformed document id
     (NotFound, grpc.StatusCode.NOT_FOUND),
-    (SchemaError, grpc.StatusCode.NOT_FOUND),  # Application.profile: unknown schema or rank profile
     (Unsupported, grpc.StatusCode.FAILED_PRECONDITION),
     (DeadlineExceeded, grpc.StatusCode.DEADLINE_EXCEEDED),
     (TooLarge, grpc.StatusCode.RESOURCE_EXHAUSTED),
@@ -45,7 +43,7 @@ def status_of(exc: BaseException, what: str = "request") -> tuple[grpc.StatusCod
             if isinstance(exc, DeadlineExceeded):
                 message = "the deadline passed while scoring; scoring was stopped (give the request a longer " \
                           "deadline, or score fewer documents with doc_ids)"
-            elif isinstance(exc, MemoryError) and not isinstance(exc, TooLarge):
+            elif isinstance(exc, MemoryError):
                 message = f"out of memory during the {what}: {exc or 'allocation failed'}"
             return code, message or type(exc).__name__
     log.error("internal error in %s", what, exc_info=exc)

@@ -4,6 +4,7 @@ ones that put every function, cast and reduction the renderer accepts into a ker
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -93,4 +94,25 @@ def coverage_programs() -> list[tuple[str, Program]]:
     out.append(("query-scalar", Program({"out": build.map_("exp", q)})))
     qv = build.input_("qv", Role.QUERY, (5,), CellType.FLOAT16)
     out.append(("query-reduce-to-scalar", Program({"out": build.reduce(qv, "max", None, False)})))
+    return out
+
+
+def application_programs(tmp: Path) -> list[tuple[str, Program]]:
+    """Every program of every rank profile of the bundled example packages (examples/*)
+    and of the benchmark packages (bench.models, written under `tmp`)."""
+    from bench.models import MODELS, write_package
+    from server.application.package import Application
+
+    root = Path(__file__).resolve().parents[2]
+    packages = [p for p in sorted((root / "examples").glob("*")) if (p / "schemas").is_dir()]
+    packages += [write_package(m, tmp) for m in MODELS.values()]
+    out: list[tuple[str, Program]] = []
+    for pkg in packages:
+        app = Application.load(pkg)
+        for schema in app.schemas.values():
+            for prof in schema.profiles.values():
+                for phase, prog in (("first", prof.first_phase), ("second", prof.second_phase),
+                                    ("features", prof.features)):
+                    if prog is not None:
+                        out.append((f"{pkg.name}/{schema.name}/{prof.name}/{phase}", prog))
     return out

@@ -118,3 +118,15 @@ def test_cupy_generates_the_kernel_around_our_strings() -> None:
     assert f"#define POST_MAP(a) ({red.post_map_expr})" in code
     assert "typedef float _type_reduce;" in code
     assert "typedef int IndexT;" in code  # added by the launch, as CuPy does
+
+
+def test_example_and_benchmark_kernels_compile(tmp_path: Path) -> None:
+    from tests.render.kernels import application_programs
+
+    programs = application_programs(tmp_path)
+    assert len(programs) >= 4, [name for name, _ in programs]
+    kernels = kernels_of(programs)
+    assert kernels, "the example programs render no fused kernel"
+    report = nvrtc_check.compile_kernels(kernels, workers=WORKERS, cache_dir=cache_dir())
+    print(f"NVRTC: {report.kernels} distinct kernels of {len(programs)} application programs")
+    assert not report.failures, nvrtc_check.describe_failures(report.failures[:10])

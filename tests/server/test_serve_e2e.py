@@ -311,7 +311,7 @@ def test_bad_requests_get_specific_codes_and_messages(served: Served) -> None:
         assert not by_name[name].ok, name
         assert text in by_name[name].error, (name, by_name[name].error)
         seen += 1
-    s.server.stub.Feed(iter([pb.FeedOperation(remove=pb.Remove(id=doc_id("fine")))]))
+    assert feed(s.server.stub, [pb.FeedOperation(remove=pb.Remove(id=doc_id("fine")))])[0].ok
 
     with pytest.raises(grpc.RpcError) as err:  # one message over the limit ends the stream
         feed(s.server.stub, [pb.FeedOperation(put=pb.Put(id=doc_id("big"), fields={

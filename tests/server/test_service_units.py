@@ -37,7 +37,7 @@ C = grpc.StatusCode
     (RankingError("x"), C.INVALID_ARGUMENT),
     (FeedError("x"), C.INVALID_ARGUMENT),
     (NotFound("x"), C.NOT_FOUND),
-    (SchemaError("x"), C.NOT_FOUND),
+    (SchemaError("x"), C.INVALID_ARGUMENT),  # a RankingError; the engine names unknown schemas itself
     (Unsupported("x"), C.FAILED_PRECONDITION),
     (DeadlineExceeded("x"), C.DEADLINE_EXCEEDED),
     (TooLarge("x"), C.RESOURCE_EXHAUSTED),
