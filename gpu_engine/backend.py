@@ -579,6 +579,14 @@ class CupyBackend(Backend):
     def topk(self, scores: Any, k: int) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
         return topk(scores, k, self._device.xp)
 
+    def memory_available(self) -> int | None:
+        xp = self._device.xp
+        if xp is np:
+            return None
+        free, _total = xp.cuda.runtime.memGetInfo()
+        # blocks CuPy's pool holds but does not use are free for our next allocation too
+        return int(free) + int(xp.get_default_memory_pool().free_bytes())
+
     def candidates(self, scores: Any, k: int, live: Any = None) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
         # partition on the device: only the k candidates (and ties) cross the bus
         xp = self._device.xp

@@ -40,6 +40,10 @@ class Backend(abc.ABC):
     def to_host(self, value: Any) -> npt.NDArray[Any]:
         """Copy a device array back to a numpy array."""
 
+    def memory_available(self) -> int | None:
+        """Bytes the device can still allocate, where the backend can tell (None: host memory)."""
+        return None
+
     def candidates(self, scores: Any, k: int, live: npt.NDArray[np.bool_] | None = None
                    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
         """Positions and scores, on the host, of at least the k best scores (every tie at

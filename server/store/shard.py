@@ -33,10 +33,15 @@ import numpy as np
 import numpy.typing as npt
 
 from server.ranking import ShardView
+from server.store.errors import StoreError
 from server.store.values import FieldSpec
 from tensor_ir.backend import Backend
 
 MIN_DEAD_TO_COMPACT = 1024
+
+
+class ShardMemoryError(StoreError):
+    """The device cannot hold the shard a feed would need: out of device memory, nothing stored."""
 
 
 def capacity_for(rows: int, initial: int) -> int:
@@ -160,6 +165,21 @@ class Shard:
             if self._dead >= max(MIN_DEAD_TO_COMPACT, self._n // 4):
                 self._reallocate(self._n - self._dead)
             self._publish()
+
+    def check_room(self, new_rows: int) -> None:
+        """Refuse, before anything is stored, a growth the backend's device cannot hold."""
+        if self._n + new_rows <= self._cap:
+            return
+        available = self.backend.memory_available()
+        if available is None:
+            return
+        cap = capacity_for(self._n - self._dead + new_rows, max(self._initial, self._cap))
+        need = cap * sum(int(np.prod(f.shape, dtype=np.int64)) * np.dtype(f.dtype).itemsize for f in self.fields)
+        if need > available:
+            raise ShardMemoryError(
+                f"document type '{self.doctype}': growing the resident shard to {cap:,} rows needs "
+                f"{need / 2**20:,.0f} MiB of device memory but {available / 2**20:,.0f} MiB are free"
+            )
 
     def compact(self) -> None:
         with self._lock:

@@ -313,6 +313,7 @@ class DocumentStore:
                     rows.append((key, *[v.tobytes() if (v := get(n)).__class__ is np.ndarray else v
                                         for n in last.doctype.fields]))
             for name, (rows, removes) in writes.items():
+                self._shards[name].check_room(len(rows))
                 durable.write(self.types[name], rows, removes)
             durable.commit()
         except (sqlite3.Error, StoreError) as e:

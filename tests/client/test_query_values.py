@@ -13,6 +13,7 @@ from server.client import (
     ClientError,
     Query,
     find_profile,
+    format_json,
     parse_query_args,
     query_tensors,
     response_json,
@@ -115,3 +116,13 @@ def test_unavailable_message() -> None:
     assert "--host 10.0.0.2 --port 7000" in unavailable_message("10.0.0.2:7000")
     with pytest.raises(ClientError, match="HOST:PORT"):
         unavailable_message("nonsense")
+
+
+def test_printed_json_has_a_line_per_hit() -> None:
+    out = {"hits": [{"id": "a", "relevance": 1.0, "match_features": {"f": [[0.5]]}},
+                    {"id": "b", "relevance": 0.5, "match_features": {}}],
+           "coverage": {"documents": 2, "scored": 2, "full": True}, "latency_ms": {"round_trip": 1.0}}
+    text = format_json(out)
+    assert json.loads(text) == out
+    assert '    {"id": "a", "relevance": 1.0, "match_features": {"f": [[0.5]]}},' in text.splitlines()
+    assert json.loads(format_json({"hits": [], "coverage": {}})) == {"hits": [], "coverage": {}}

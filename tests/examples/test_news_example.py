@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import subprocess
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -120,3 +122,12 @@ def test_scores_match_onnxruntime(make_corpus: ModuleType, app: Application) -> 
     # the query is the science topic's centre: the model finds science articles
     titles = {json.loads(line)["put"]: json.loads(line)["fields"]["title"] for line in make_corpus.iter_lines(n)}
     assert all(titles[h.id].startswith("science:") for h in res.hits)
+
+
+def test_corpus_command_line(make_corpus: ModuleType, tmp_path: Path) -> None:
+    script = str(EXAMPLES / "make_corpus.py")
+    out = tmp_path / "c.jsonl"
+    subprocess.run([sys.executable, script, "--docs", "5", "--out", str(out)], check=True)
+    assert out.read_text().splitlines() == list(make_corpus.iter_lines(5))
+    res = subprocess.run([sys.executable, script, "--query", "sports"], check=True, capture_output=True, text=True)
+    assert json.loads(res.stdout) == make_corpus.topic_query("sports")

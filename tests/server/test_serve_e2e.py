@@ -89,10 +89,11 @@ def _rank(s: Served, **kw: object) -> pb.RankResponse:
                              query={"query(q)": tensor(q, f"tensor<float>(x[{DIM}])")})
     for k, v in kw.items():
         if k == "doc_ids":
-            request.doc_ids.extend(v)  # type: ignore[arg-type]
+            request.doc_ids.extend(v)
         else:
             setattr(request, k, v)
-    return s.server.stub.Rank(request, timeout=60)
+    response: pb.RankResponse = s.server.stub.Rank(request, timeout=60)
+    return response
 
 
 def _ort_scores(s: Served, q: np.ndarray) -> dict[str, float]:
@@ -208,7 +209,7 @@ def _bad_ranks(s: Served) -> list[tuple[str, pb.RankRequest, grpc.StatusCode, st
         base.update(kw)
         doc_ids = base.pop("doc_ids", [])
         r = pb.RankRequest(**base)  # type: ignore[arg-type]
-        r.doc_ids.extend(doc_ids)  # type: ignore[call-overload]
+        r.doc_ids.extend(doc_ids)
         return r
 
     INVALID, NOT_FOUND = grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND
