@@ -93,9 +93,10 @@ def in_process(app: Path, emb: np.ndarray, device: str, repeats: int) -> list[fl
 
 
 class Server:
-    def __init__(self, app: Path, data: Path, device: str) -> None:
+    def __init__(self, app: Path, data: Path, device: str, metrics_port: int = 0,
+                 extra: list[str] | None = None) -> None:
         cmd = [sys.executable, "-m", "server.cli", "serve", str(app), "--data", str(data), "--port", "0",
-               "--metrics-port", "0", "--device", device]
+               "--metrics-port", str(metrics_port), "--device", device, *(extra or [])]
         root = Path(__file__).resolve().parents[1]
         self.proc = subprocess.Popen(cmd, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                      env={**os.environ, "PYTHONUNBUFFERED": "1"})
@@ -166,6 +167,16 @@ def run_clients(address: str, clients: int, seconds: float,
     return latencies, scoring, time.monotonic() - began
 
 
+def _print_device_metrics(port: int) -> None:
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    for line in text.splitlines():
+        if line.startswith(("tensorrank_gpu_", "tensorrank_device", "tensorrank_resident")):
+            print(f"# metric: {line}", flush=True)
+
+
 def _ms(values: list[float], q: float, scale: float = 1000.0) -> float:
     return float(np.percentile(np.asarray(values) * scale, q))
 
@@ -205,6 +216,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=20, help="in-process scorings per document count")
     p.add_argument("--dir", help="work directory (default: a temporary one, removed afterwards)")
     p.add_argument("--json", help="write the results here")
+    p.add_argument("--server-args", default="", help="more flags for `tensorrank serve`, e.g. "
+                   "'--max-concurrent-scoring 4'; several sets separated by ';' each get their own server")
+    p.add_argument("--metrics-port", type=int, default=0,
+                   help="serve metrics here and print the device gauges after each document count")
     args = p.parse_args(argv)
     docs = [int(x) for x in args.docs.split(",")]
     clients = [int(x) for x in args.clients.split(",")]
@@ -212,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="tensorrank-rank-latency-"))
     env = _environment(args.device)
     print(f"# {env}", flush=True)
-    rows = []
+    rows: list[dict[str, Any]] = []
     try:
         app = write_package(MODELS["mlp_rank"], work / "packages")
         for n in docs:
@@ -223,38 +238,53 @@ def main(argv: list[str] | None = None) -> int:
             populate(app, data, emb)
             print(f"# {n} documents stored in {time.perf_counter() - t:.1f} s", flush=True)
             inproc = in_process(app, emb, args.device, args.repeats)
-            server = Server(app, data, args.device)
-            try:
-                for k in clients:
-                    lat, scoring, wall = run_clients(server.address, k, args.seconds, args.min_requests)
-                    row = {
-                        "documents": n, "clients": k, "requests": len(lat),
-                        "p50_ms": _ms(lat, 50), "p99_ms": _ms(lat, 99), "mean_ms": 1000 * float(np.mean(lat)),
-                        "throughput_rps": len(lat) / wall,
-                        "server_scoring_p50_ms": _ms(scoring, 50, 1.0),
-                        "in_process_p50_ms": _ms(inproc, 50), "in_process_min_ms": 1000 * min(inproc),
-                    }
-                    rows.append(row)
-                    print(json.dumps(row), flush=True)
-            finally:
-                rc = server.stop()
-                if rc != 0:
-                    print(f"# the server exited {rc}:\n" + "\n".join(server.output[-20:]), flush=True)
+            for extra in args.server_args.split(";"):
+                rows += _serve_and_measure(app, data, args, n, clients, inproc, extra.split())
     finally:
         if not args.dir:
             shutil.rmtree(work, ignore_errors=True)
-
-    print()
-    print("| documents | clients | requests | p50 ms | p99 ms | requests/s | server scoring p50 ms | "
-          "in-process scoring p50 ms |")
-    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for r in rows:
-        print(f"| {r['documents']:,} | {r['clients']} | {r['requests']} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
-              f"{r['throughput_rps']:.1f} | {r['server_scoring_p50_ms']:.1f} | {r['in_process_p50_ms']:.1f} |")
+    _report(rows)
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"environment": env, "results": rows}, f, indent=1)
     return 0
+
+
+def _serve_and_measure(app: Path, data: Path, args: argparse.Namespace, n: int, clients: list[int],
+                       inproc: list[float], extra: list[str]) -> list[dict[str, Any]]:
+    rows = []
+    server = Server(app, data, args.device, args.metrics_port, extra)
+    print("# server: " + " | ".join(server.output), flush=True)
+    try:
+        for k in clients:
+            lat, scoring, wall = run_clients(server.address, k, args.seconds, args.min_requests)
+            row = {
+                "documents": n, "clients": k, "server_args": " ".join(extra), "requests": len(lat),
+                "p50_ms": _ms(lat, 50), "p99_ms": _ms(lat, 99), "mean_ms": 1000 * float(np.mean(lat)),
+                "throughput_rps": len(lat) / wall,
+                "server_scoring_p50_ms": _ms(scoring, 50, 1.0),
+                "in_process_p50_ms": _ms(inproc, 50), "in_process_min_ms": 1000 * min(inproc),
+            }
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+        if args.metrics_port:
+            _print_device_metrics(args.metrics_port)
+    finally:
+        rc = server.stop()
+        if rc != 0:
+            print(f"# the server exited {rc}:\n" + "\n".join(server.output[-20:]), flush=True)
+    return rows
+
+
+def _report(rows: list[dict[str, Any]]) -> None:
+    print()
+    print("| documents | clients | server flags | requests | p50 ms | p99 ms | requests/s | server scoring p50 ms | "
+          "in-process scoring p50 ms |")
+    print("| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for r in rows:
+        print(f"| {r['documents']:,} | {r['clients']} | {r['server_args'] or '-'} | {r['requests']} | "
+              f"{r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['throughput_rps']:.1f} | {r['server_scoring_p50_ms']:.1f} | "
+              f"{r['in_process_p50_ms']:.1f} |")
 
 
 if __name__ == "__main__":

@@ -68,6 +68,9 @@ def register(sub: Any) -> None:
                    help="largest gRPC message received or sent, in MiB (default: 64) [TENSORRANK_MAX_MESSAGE_MB]")
     s.add_argument("--max-hits", type=int, default=_env("MAX_HITS", 1000, int),
                    help="largest `hits` a Rank request may ask for (default: 1000) [TENSORRANK_MAX_HITS]")
+    s.add_argument("--max-concurrent-scoring", type=int, default=_env("MAX_CONCURRENT_SCORING", 0, int),
+                   help="Rank requests scored at once; the others wait their turn in arrival order (default 0: "
+                        "2 on the CPU, 1 on the GPU) ""[TENSORRANK_MAX_CONCURRENT_SCORING]")
     s.add_argument("--drain-seconds", type=float, default=_env("DRAIN_SECONDS", 30.0, float),
                    help="on SIGTERM, how long in-flight requests may take to finish (default: 30) "
                         "[TENSORRANK_DRAIN_SECONDS]")
@@ -86,6 +89,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         problems.append(f"--max-message-mb must be positive, got {args.max_message_mb}")
     if args.max_hits < 1:
         problems.append(f"--max-hits must be at least 1, got {args.max_hits}")
+    if args.max_concurrent_scoring < 0:
+        problems.append(f"--max-concurrent-scoring must be 0 (automatic) or more, got {args.max_concurrent_scoring}")
     if not args.drain_seconds >= 0:
         problems.append(f"--drain-seconds must be 0 or more, got {args.drain_seconds}")
     if problems:
@@ -185,7 +190,13 @@ async def _serve(args: argparse.Namespace) -> int:
         ("grpc.max_send_message_length", limit),
         ("grpc.so_reuseport", 0),  # a port in use is an error, never shared with another server
     ])
-    state = ServerState(metrics, limit)
+    # numpy's BLAS already spreads one scoring over the cores, and the rest of it holds the GIL, so
+    # more at once only thrash caches: on 2 cores, 8 at once gave 56 requests/s and a p99 of 242 ms
+    # at 10,000 documents, against 66 and 152 ms with 2 and 68 and 138 ms with 1. Two rather than one
+    # keeps a slow query from holding up every other. On the GPU a request's Python dispatch is the
+    # bottleneck: 438 requests/s with 1 at once, 404 with 2 (BENCHMARKS.md, "Rank latency over gRPC").
+    scoring = args.max_concurrent_scoring or (1 if device.name == "gpu" else min(2, len(os.sched_getaffinity(0))))
+    state = ServerState(metrics, limit, max_scoring=scoring)
     ranking_pb2_grpc.add_RankingServicer_to_server(RankingService(state), server)
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)

@@ -64,15 +64,26 @@ def unavailable_message(target: str) -> str:
             "(or point --target at a running one)")
 
 
-def rpc_error(e: grpc.RpcError, target: str, what: str) -> ClientError:
+def rpc_error(e: grpc.RpcError, target: str, what: str, channel: grpc.Channel | None = None) -> ClientError:
     """The client's error for a failed call: the server's status and message, or how to start a server."""
     code = e.code() if isinstance(e, grpc.Call) else None
     details = e.details() if isinstance(e, grpc.Call) else str(e)
-    if code is grpc.StatusCode.UNAVAILABLE:
+    if code is grpc.StatusCode.UNAVAILABLE and not _connects(channel):
         log.debug("%s: UNAVAILABLE: %s", what, details)
         return ServerUnavailable(unavailable_message(target))
+    # UNAVAILABLE from a server that is there: still loading, or draining; its message says which
     name = code.name if code is not None else "error"
     return ClientError(f"{what}: {name}: {details}")
+
+
+def _connects(channel: grpc.Channel | None) -> bool:
+    if channel is None:
+        return False
+    try:
+        grpc.channel_ready_future(channel).result(timeout=0.5)
+    except grpc.FutureTimeoutError:
+        return False
+    return True
 
 
 # ---------------------------------------------------------------------- connection
@@ -104,13 +115,15 @@ class Client:
         try:
             return fn(request, timeout=self.timeout)
         except grpc.RpcError as e:
-            raise rpc_error(e, self.target, what) from None
+            raise rpc_error(e, self.target, what, self.channel) from None
 
     def application(self) -> pb.ApplicationInfo:
-        return self._call("GetApplication", self.stub.GetApplication, pb.GetApplicationRequest())
+        info: pb.ApplicationInfo = self._call("GetApplication", self.stub.GetApplication, pb.GetApplicationRequest())
+        return info
 
     def get(self, doc_id: str) -> pb.GetResponse:
-        return self._call("Get", self.stub.Get, pb.GetRequest(id=doc_id))
+        doc: pb.GetResponse = self._call("Get", self.stub.Get, pb.GetRequest(id=doc_id))
+        return doc
 
     def rank(self, request: pb.RankRequest) -> tuple[pb.RankResponse, float]:
         """The answer and the round trip in milliseconds."""
@@ -196,7 +209,7 @@ class Client:
                         on_result(op, res)
             except grpc.RpcError as e:
                 summary.seconds = time.perf_counter() - summary.start
-                raise FeedInterrupted(str(rpc_error(e, self.target, "Feed")), summary) from None
+                raise FeedInterrupted(str(rpc_error(e, self.target, "Feed", self.channel)), summary) from None
         report_local()
         summary.seconds = time.perf_counter() - summary.start
         if pending:
@@ -257,21 +270,23 @@ def read_operations(stream: IO[bytes], name: str, chunk: int = 1 << 16) -> Itera
     bad line spoils only itself (the server says what is wrong with it); in an array a
     syntax error ends the readable part, and one error says so.
     """
+    # read1: what a pipe has so far, so a slow producer's operations go out as they come
+    read = getattr(stream, "read1", stream.read)
     first = b""
     while True:
-        block = stream.read(chunk)
+        block = read(chunk)
         if not block:
             return
         first += block
         if first.lstrip(_WSB):
             break
     if first.lstrip(_WSB).startswith(b"["):
-        yield from _array_operations(first, stream, name, chunk)
+        yield from _array_operations(first, read, name, chunk)
     else:
-        yield from _jsonl_operations(first, stream, name, chunk)
+        yield from _jsonl_operations(first, read, name, chunk)
 
 
-def _jsonl_operations(first: bytes, stream: IO[bytes], name: str, chunk: int) -> Iterator[FeedOp]:
+def _jsonl_operations(first: bytes, read: Callable[[int], bytes], name: str, chunk: int) -> Iterator[FeedOp]:
     number = 0
     rest = first
     while True:
@@ -280,7 +295,7 @@ def _jsonl_operations(first: bytes, stream: IO[bytes], name: str, chunk: int) ->
         for raw in lines:
             number += 1
             yield from _jsonl_line(raw, name, number)
-        block = stream.read(chunk)
+        block = read(chunk)
         if not block:
             break
         rest += block
@@ -299,7 +314,7 @@ def _jsonl_line(raw: bytes, name: str, number: int) -> Iterator[FeedOp]:
         yield FeedOp(rid, text, _doc_id(text))
 
 
-def _array_operations(first: bytes, stream: IO[bytes], name: str, chunk: int) -> Iterator[FeedOp]:
+def _array_operations(first: bytes, read: Callable[[int], bytes], name: str, chunk: int) -> Iterator[FeedOp]:
     decoder = codecs.getincrementaldecoder("utf-8")()
     dec = json.JSONDecoder()
     buf = ""
@@ -315,7 +330,7 @@ def _array_operations(first: bytes, stream: IO[bytes], name: str, chunk: int) ->
         # an operation bigger than a chunk: read in doubling sizes, so that decoding it
         # again after each read costs a constant factor of its size in all
         size = size * 2 if grow else chunk
-        block = pending if pending is not None else stream.read(size)
+        block = pending if pending is not None else read(size)
         pending = None
         try:
             if block:

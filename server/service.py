@@ -21,6 +21,7 @@ What the wire carries, beyond the .proto's comments:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -54,8 +55,17 @@ class ServerState:
     engine: Engine | None = None
     draining: bool = False
     starting_message: str = "the server is starting: loading the application package and the documents"
+    max_scoring: int = 0  # scorings at once; more requests wait their turn, in order (0: no limit)
     in_flight: int = 0
     _idle: asyncio.Event | None = None
+    _scoring: asyncio.Semaphore | None = None
+
+    def scoring_slot(self) -> asyncio.Semaphore | contextlib.nullcontext[None]:
+        if self.max_scoring <= 0:
+            return contextlib.nullcontext()
+        if self._scoring is None:
+            self._scoring = asyncio.Semaphore(self.max_scoring)
+        return self._scoring
 
     def enter(self) -> None:
         self.in_flight += 1
@@ -163,7 +173,8 @@ class RankingService(pb_grpc.RankingServicer):
                           list(request.doc_ids), request.all_scores)
         remaining = context.time_remaining()
         deadline = None if remaining is None else time.monotonic() + remaining
-        outcome = await asyncio.to_thread(engine.rank, query, deadline)
+        async with self.state.scoring_slot():
+            outcome = await asyncio.to_thread(engine.rank, query, deadline)
         result = outcome.result
         response = pb.RankResponse(
             coverage=pb.Coverage(documents=outcome.documents, scored=result.scored, full=True),
