@@ -169,19 +169,27 @@ class Client:
     async def _feed(self, ops: Iterable[FeedOp], window: int,
                     on_result: Callable[[FeedOp, pb.FeedResult], None] | None) -> FeedSummary:
         summary = FeedSummary()
-        pending: dict[str, FeedOp] = {}
-        room = asyncio.Semaphore(window)
+        # operations go in FeedBatches messages of up to BATCH: a gRPC message costs about as
+        # much as committing hundreds of operations, so one per operation would cap the feed
+        per_message = max(1, min(BATCH, window))
+        room = asyncio.Semaphore(max(1, window // per_message))
+        sent: asyncio.Queue[list[FeedOp]] = asyncio.Queue()
         local_errors: list[FeedOp] = []
 
-        async def requests() -> AsyncIterator[pb.FeedOperation]:
+        async def requests() -> AsyncIterator[pb.FeedBatch]:
+            chunk: list[FeedOp] = []
             for op in ops:
                 if op.error is not None:
                     local_errors.append(op)
                     continue
+                chunk.append(op)
+                if len(chunk) == per_message:
+                    await room.acquire()
+                    yield self._message(chunk, sent, summary)
+                    chunk = []
+            if chunk:
                 await room.acquire()
-                pending[op.request_id] = op
-                summary.sent += 1
-                yield pb.FeedOperation(request_id=op.request_id, json=op.text)
+                yield self._message(chunk, sent, summary)
 
         def report_local() -> None:
             while local_errors:
@@ -191,31 +199,54 @@ class Client:
                     on_result(op, pb.FeedResult(request_id=op.request_id, ok=False, error=op.error or ""))
 
         summary.start = time.perf_counter()
+        unanswered = 0
         async with grpc.aio.insecure_channel(self.target, options=self.options) as channel:
-            call = pb_grpc.RankingStub(channel).Feed(requests())
+            call = pb_grpc.RankingStub(channel).FeedBatches(requests())
             try:
-                async for res in call:
+                async for batch in call:
                     report_local()
-                    op = pending.pop(res.request_id, None)
+                    chunk = sent.get_nowait()
                     room.release()
-                    if op is None:
-                        log.warning("feed: a result for request id %r that was not sent", res.request_id)
-                        op = FeedOp(res.request_id, "", None)
-                    if res.ok:
-                        summary.ok += 1
-                    else:
-                        summary.failed += 1
-                    if on_result is not None:
-                        on_result(op, res)
+                    by_id = {op.request_id: op for op in chunk}
+                    for res in batch.results:
+                        op = by_id.pop(res.request_id, None)
+                        if op is None:
+                            log.warning("feed: a result for request id %r that was not sent", res.request_id)
+                            op = FeedOp(res.request_id, "", None)
+                        if res.ok:
+                            summary.ok += 1
+                        else:
+                            summary.failed += 1
+                        if on_result is not None:
+                            on_result(op, res)
+                    unanswered += len(by_id)
             except grpc.RpcError as e:
                 summary.seconds = time.perf_counter() - summary.start
                 raise FeedInterrupted(str(rpc_error(e, self.target, "Feed", self.channel)), summary) from None
         report_local()
         summary.seconds = time.perf_counter() - summary.start
-        if pending:
-            raise FeedInterrupted(f"Feed: the server closed the stream with {len(pending):,} operations unanswered",
+        unanswered += sum(len(c) for c in _drain(sent))
+        if unanswered:
+            raise FeedInterrupted(f"Feed: the server closed the stream with {unanswered:,} operations unanswered",
                                   summary)
         return summary
+
+    @staticmethod
+    def _message(chunk: list[FeedOp], sent: asyncio.Queue[list[FeedOp]], summary: FeedSummary) -> pb.FeedBatch:
+        sent.put_nowait(chunk)
+        summary.sent += len(chunk)
+        return pb.FeedBatch(operations=[pb.FeedOperation(request_id=op.request_id, json=op.text) for op in chunk])
+
+
+def _drain(queue: asyncio.Queue[list[FeedOp]]) -> list[list[FeedOp]]:
+    out = []
+    while not queue.empty():
+        out.append(queue.get_nowait())
+    return out
+
+
+# operations per FeedBatches message
+BATCH = 512
 
 
 @dataclass

@@ -130,6 +130,25 @@ class RankingService(pb_grpc.RankingServicer):
             self.state.leave()
             self._record("Feed", code, start)
 
+    async def FeedBatches(self, request_iterator: AsyncIterator[pb.FeedBatch],
+                          context: grpc.aio.ServicerContext) -> AsyncIterator[pb.FeedBatchResult]:
+        start = time.perf_counter()
+        code = grpc.StatusCode.OK
+        self.state.enter()
+        try:
+            engine = self.state.require()
+            async for result in self._feed_batches(engine, request_iterator):
+                yield result
+        except asyncio.CancelledError:
+            code = grpc.StatusCode.CANCELLED
+            raise
+        except Exception as e:
+            code, message = status_of(e, "FeedBatches")
+            await context.abort(code, message)
+        finally:
+            self.state.leave()
+            self._record("FeedBatches", code, start)
+
     # ------------------------------------------------------------------ plumbing
 
     async def _unary(self, method: str, context: grpc.aio.ServicerContext,
@@ -227,6 +246,35 @@ class RankingService(pb_grpc.RankingServicer):
                 position += len(batch)
                 for r in results:
                     yield pb.FeedResult(request_id=r.request_id, ok=r.ok, error=r.error or "")
+            if reader.done() and not reader.cancelled() and reader.exception() is not None:
+                raise reader.exception()  # type: ignore[misc]
+        finally:
+            if not reader.done():
+                reader.cancel()
+
+    async def _feed_batches(self, engine: Engine, request_iterator: AsyncIterator[pb.FeedBatch]
+                            ) -> AsyncIterator[pb.FeedBatchResult]:
+        """One store batch per message, read ahead while the previous one commits."""
+        queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=4)  # bounded: a fast client waits for commits
+
+        async def read() -> None:
+            try:
+                async for message in request_iterator:
+                    await queue.put(message)
+            finally:
+                await queue.put(_END)
+
+        reader = asyncio.create_task(read())
+        position = 0
+        try:
+            while (message := await queue.get()) is not _END:
+                batch = list(message.operations)
+                ops = [self._operation(engine, op) for op in batch]
+                rids = [op.request_id or str(position + i) for i, op in enumerate(batch)]
+                results = await asyncio.to_thread(engine.feed, ops, rids, position) if batch else []
+                position += len(batch)
+                yield pb.FeedBatchResult(results=[pb.FeedResult(request_id=r.request_id, ok=r.ok, error=r.error or "")
+                                                  for r in results])
             if reader.done() and not reader.cancelled() and reader.exception() is not None:
                 raise reader.exception()  # type: ignore[misc]
         finally:

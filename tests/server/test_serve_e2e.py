@@ -334,7 +334,7 @@ def test_reflection_lists_the_service_and_its_methods(served: Served) -> None:
 
     pool = DescriptorPool(db)
     service = pool.FindServiceByName("tensorrank.v1.Ranking")
-    assert [m.name for m in service.methods] == ["Rank", "Feed", "Get", "GetApplication"]
+    assert [m.name for m in service.methods] == ["Rank", "Feed", "Get", "GetApplication", "FeedBatches"]
     feed_method = service.FindMethodByName("Feed")
     assert feed_method.client_streaming and feed_method.server_streaming
     assert pool.FindMessageTypeByName("tensorrank.v1.RankRequest").fields_by_name["hits"].number == 4

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1btensorrank/v1/ranking.proto\x12\rtensorrank.v1\"&\n\x06Tensor\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0e\n\x06values\x18\x02 \x01(\x0c\"\xf1\x01\n\x0bRankRequest\x12\x0e\n\x06schema\x18\x01 \x01(\t\x12\x14\n\x0crank_profile\x18\x02 \x01(\t\x12\x34\n\x05query\x18\x03 \x03(\x0b\x32%.tensorrank.v1.RankRequest.QueryEntry\x12\x0c\n\x04hits\x18\x04 \x01(\r\x12\x0e\n\x06offset\x18\x05 \x01(\r\x12\x0f\n\x07\x64oc_ids\x18\x06 \x03(\t\x12\x12\n\nall_scores\x18\x07 \x01(\x08\x1a\x43\n\nQueryEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12$\n\x05value\x18\x02 \x01(\x0b\x32\x15.tensorrank.v1.Tensor:\x02\x38\x01\"\xb0\x01\n\x03Hit\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\trelevance\x18\x02 \x01(\x01\x12=\n\x0ematch_features\x18\x03 \x03(\x0b\x32%.tensorrank.v1.Hit.MatchFeaturesEntry\x1aK\n\x12MatchFeaturesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12$\n\x05value\x18\x02 \x01(\x0b\x32\x15.tensorrank.v1.Tensor:\x02\x38\x01\";\n\x08\x43overage\x12\x11\n\tdocuments\x18\x01 \x01(\x04\x12\x0e\n\x06scored\x18\x02 \x01(\x04\x12\x0c\n\x04\x66ull\x18\x03 \x01(\x08\"\x93\x01\n\x0cRankResponse\x12 \n\x04hits\x18\x01 \x03(\x0b\x32\x12.tensorrank.v1.Hit\x12\x12\n\nscored_ids\x18\x02 \x03(\t\x12\x0e\n\x06scores\x18\x03 \x03(\x02\x12)\n\x08\x63overage\x18\x04 \x01(\x0b\x32\x17.tensorrank.v1.Coverage\x12\x12\n\nscoring_ms\x18\x05 \x01(\x01\"\x8c\x01\n\rFeedOperation\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x04json\x18\x02 \x01(\tH\x00\x12!\n\x03put\x18\x03 \x01(\x0b\x32\x12.tensorrank.v1.PutH\x00\x12\'\n\x06remove\x18\x04 \x01(\x0b\x32\x15.tensorrank.v1.RemoveH\x00\x42\x0b\n\toperation\"\x87\x01\n\x03Put\x12\n\n\x02id\x18\x01 \x01(\t\x12.\n\x06\x66ields\x18\x02 \x03(\x0b\x32\x1e.tensorrank.v1.Put.FieldsEntry\x1a\x44\n\x0b\x46ieldsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12$\n\x05value\x18\x02 \x01(\x0b\x32\x15.tensorrank.v1.Tensor:\x02\x38\x01\"\x14\n\x06Remove\x12\n\n\x02id\x18\x01 \x01(\t\";\n\nFeedResult\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\n\n\x02ok\x18\x02 \x01(\x08\x12\r\n\x05\x65rror\x18\x03 \x01(\t\"\x18\n\nGetRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x9a\x01\n\x0bGetResponse\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x12\x36\n\x06\x66ields\x18\x02 \x03(\x0b\x32&.tensorrank.v1.GetResponse.FieldsEntry\x1a\x44\n\x0b\x46ieldsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12$\n\x05value\x18\x02 \x01(\x0b\x32\x15.tensorrank.v1.Tensor:\x02\x38\x01\"\x17\n\x15GetApplicationRequest\":\n\tFieldInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x11\n\tattribute\x18\x03 \x01(\x08\"A\n\x0eQueryInputInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x13\n\x0bhas_default\x18\x03 \x01(\x08\"\xa6\x01\n\x0fRankProfileInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12-\n\x06inputs\x18\x02 \x03(\x0b\x32\x1d.tensorrank.v1.QueryInputInfo\x12\x16\n\x0ematch_features\x18\x03 \x03(\t\x12\x14\n\x0crerank_count\x18\x04 \x01(\r\x12\x18\n\x10has_second_phase\x18\x05 \x01(\x08\x12\x0e\n\x06models\x18\x06 \x03(\t\"\x8e\x01\n\nSchemaInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12(\n\x06\x66ields\x18\x02 \x03(\x0b\x32\x18.tensorrank.v1.FieldInfo\x12\x35\n\rrank_profiles\x18\x03 \x03(\x0b\x32\x1e.tensorrank.v1.RankProfileInfo\x12\x11\n\tdocuments\x18\x04 \x01(\x04\"d\n\x0f\x41pplicationInfo\x12*\n\x07schemas\x18\x01 \x03(\x0b\x32\x19.tensorrank.v1.SchemaInfo\x12\x0e\n\x06\x64\x65vice\x18\x02 \x01(\t\x12\x15\n\rdevice_reason\x18\x03 \x01(\t2\xa5\x02\n\x07Ranking\x12?\n\x04Rank\x12\x1a.tensorrank.v1.RankRequest\x1a\x1b.tensorrank.v1.RankResponse\x12\x43\n\x04\x46\x65\x65\x64\x12\x1c.tensorrank.v1.FeedOperation\x1a\x19.tensorrank.v1.FeedResult(\x01\x30\x01\x12<\n\x03Get\x12\x19.tensorrank.v1.GetRequest\x1a\x1a.tensorrank.v1.GetResponse\x12V\n\x0eGetApplication\x12$.tensorrank.v1.GetApplicationRequest\x1a\x1e.tensorrank.v1.ApplicationInfob\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1btensorrank/v1/ranking.proto\x12\rtensorrank.v1\"&\n\x06Tensor\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0e\n\x06values\x18\x02 \x01(\x0c\"\xf1\x01\n\x0bRankRequest\x12\x0e\n\x06schema\x18\x01 \x01(\t\x12\x14\n\x0crank_profile\x18\x02 \x01(\t\x12\x34\n\x05query\x18\x03 \x03(\x0b\x32%.tensorrank.v1.RankRequest.QueryEntry\x12\x0c\n\x04hits\x18\x04 \x01(\r\x12\x0e\n\x06offset\x18\x05 \x01(\r\x12\x0f\n\x07\x64oc_ids\x18\x06 \x03(\t\x12\x12\n\nall_scores\x18\x07 \x01(\x08\x1a\x43\n\nQueryEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12$\n\x05value\x18\x02 \x01(\x0b\x32\x15.tensorrank.v1.Tensor:\x02\x38\x01\"\xb0\x01\n\x03Hit\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\trelevance\x18\x02 \x01(\x01\x12=\n\x0ematch_features\x18\x03 \x03(\x0b\x32%.tensorrank.v1.Hit.MatchFeaturesEntry\x1aK\n\x12MatchFeaturesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12$\n\x05value\x18\x02 \x01(\x0b\x32\x15.tensorrank.v1.Tensor:\x02\x38\x01\";\n\x08\x43overage\x12\x11\n\tdocuments\x18\x01 \x01(\x04\x12\x0e\n\x06scored\x18\x02 \x01(\x04\x12\x0c\n\x04\x66ull\x18\x03 \x01(\x08\"\x93\x01\n\x0cRankResponse\x12 \n\x04hits\x18\x01 \x03(\x0b\x32\x12.tensorrank.v1.Hit\x12\x12\n\nscored_ids\x18\x02 \x03(\t\x12\x0e\n\x06scores\x18\x03 \x03(\x02\x12)\n\x08\x63overage\x18\x04 \x01(\x0b\x32\x17.tensorrank.v1.Coverage\x12\x12\n\nscoring_ms\x18\x05 \x01(\x01\"\x8c\x01\n\rFeedOperation\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x04json\x18\x02 \x01(\tH\x00\x12!\n\x03put\x18\x03 \x01(\x0b\x32\x12.tensorrank.v1.PutH\x00\x12\'\n\x06remove\x18\x04 \x01(\x0b\x32\x15.tensorrank.v1.RemoveH\x00\x42\x0b\n\toperation\"\x87\x01\n\x03Put\x12\n\n\x02id\x18\x01 \x01(\t\x12.\n\x06\x66ields\x18\x02 \x03(\x0b\x32\x1e.tensorrank.v1.Put.FieldsEntry\x1a\x44\n\x0b\x46ieldsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12$\n\x05value\x18\x02 \x01(\x0b\x32\x15.tensorrank.v1.Tensor:\x02\x38\x01\"\x14\n\x06Remove\x12\n\n\x02id\x18\x01 \x01(\t\";\n\nFeedResult\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\n\n\x02ok\x18\x02 \x01(\x08\x12\r\n\x05\x65rror\x18\x03 \x01(\t\"=\n\tFeedBatch\x12\x30\n\noperations\x18\x01 \x03(\x0b\x32\x1c.tensorrank.v1.FeedOperation\"=\n\x0f\x46\x65\x65\x64\x42\x61tchResult\x12*\n\x07results\x18\x01 \x03(\x0b\x32\x19.tensorrank.v1.FeedResult\"\x18\n\nGetRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x9a\x01\n\x0bGetResponse\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x12\x36\n\x06\x66ields\x18\x02 \x03(\x0b\x32&.tensorrank.v1.GetResponse.FieldsEntry\x1a\x44\n\x0b\x46ieldsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12$\n\x05value\x18\x02 \x01(\x0b\x32\x15.tensorrank.v1.Tensor:\x02\x38\x01\"\x17\n\x15GetApplicationRequest\":\n\tFieldInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x11\n\tattribute\x18\x03 \x01(\x08\"A\n\x0eQueryInputInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x13\n\x0bhas_default\x18\x03 \x01(\x08\"\xa6\x01\n\x0fRankProfileInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12-\n\x06inputs\x18\x02 \x03(\x0b\x32\x1d.tensorrank.v1.QueryInputInfo\x12\x16\n\x0ematch_features\x18\x03 \x03(\t\x12\x14\n\x0crerank_count\x18\x04 \x01(\r\x12\x18\n\x10has_second_phase\x18\x05 \x01(\x08\x12\x0e\n\x06models\x18\x06 \x03(\t\"\x8e\x01\n\nSchemaInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12(\n\x06\x66ields\x18\x02 \x03(\x0b\x32\x18.tensorrank.v1.FieldInfo\x12\x35\n\rrank_profiles\x18\x03 \x03(\x0b\x32\x1e.tensorrank.v1.RankProfileInfo\x12\x11\n\tdocuments\x18\x04 \x01(\x04\"d\n\x0f\x41pplicationInfo\x12*\n\x07schemas\x18\x01 \x03(\x0b\x32\x19.tensorrank.v1.SchemaInfo\x12\x0e\n\x06\x64\x65vice\x18\x02 \x01(\t\x12\x15\n\rdevice_reason\x18\x03 \x01(\t2\xf2\x02\n\x07Ranking\x12?\n\x04Rank\x12\x1a.tensorrank.v1.RankRequest\x1a\x1b.tensorrank.v1.RankResponse\x12\x43\n\x04\x46\x65\x65\x64\x12\x1c.tensorrank.v1.FeedOperation\x1a\x19.tensorrank.v1.FeedResult(\x01\x30\x01\x12<\n\x03Get\x12\x19.tensorrank.v1.GetRequest\x1a\x1a.tensorrank.v1.GetResponse\x12V\n\x0eGetApplication\x12$.tensorrank.v1.GetApplicationRequest\x1a\x1e.tensorrank.v1.ApplicationInfo\x12K\n\x0b\x46\x65\x65\x64\x42\x61tches\x12\x18.tensorrank.v1.FeedBatch\x1a\x1e.tensorrank.v1.FeedBatchResult(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -63,24 +63,28 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REMOVE']._serialized_end=1021
   _globals['_FEEDRESULT']._serialized_start=1023
   _globals['_FEEDRESULT']._serialized_end=1082
-  _globals['_GETREQUEST']._serialized_start=1084
-  _globals['_GETREQUEST']._serialized_end=1108
-  _globals['_GETRESPONSE']._serialized_start=1111
-  _globals['_GETRESPONSE']._serialized_end=1265
+  _globals['_FEEDBATCH']._serialized_start=1084
+  _globals['_FEEDBATCH']._serialized_end=1145
+  _globals['_FEEDBATCHRESULT']._serialized_start=1147
+  _globals['_FEEDBATCHRESULT']._serialized_end=1208
+  _globals['_GETREQUEST']._serialized_start=1210
+  _globals['_GETREQUEST']._serialized_end=1234
+  _globals['_GETRESPONSE']._serialized_start=1237
+  _globals['_GETRESPONSE']._serialized_end=1391
   _globals['_GETRESPONSE_FIELDSENTRY']._serialized_start=931
   _globals['_GETRESPONSE_FIELDSENTRY']._serialized_end=999
-  _globals['_GETAPPLICATIONREQUEST']._serialized_start=1267
-  _globals['_GETAPPLICATIONREQUEST']._serialized_end=1290
-  _globals['_FIELDINFO']._serialized_start=1292
-  _globals['_FIELDINFO']._serialized_end=1350
-  _globals['_QUERYINPUTINFO']._serialized_start=1352
-  _globals['_QUERYINPUTINFO']._serialized_end=1417
-  _globals['_RANKPROFILEINFO']._serialized_start=1420
-  _globals['_RANKPROFILEINFO']._serialized_end=1586
-  _globals['_SCHEMAINFO']._serialized_start=1589
-  _globals['_SCHEMAINFO']._serialized_end=1731
-  _globals['_APPLICATIONINFO']._serialized_start=1733
-  _globals['_APPLICATIONINFO']._serialized_end=1833
-  _globals['_RANKING']._serialized_start=1836
-  _globals['_RANKING']._serialized_end=2129
+  _globals['_GETAPPLICATIONREQUEST']._serialized_start=1393
+  _globals['_GETAPPLICATIONREQUEST']._serialized_end=1416
+  _globals['_FIELDINFO']._serialized_start=1418
+  _globals['_FIELDINFO']._serialized_end=1476
+  _globals['_QUERYINPUTINFO']._serialized_start=1478
+  _globals['_QUERYINPUTINFO']._serialized_end=1543
+  _globals['_RANKPROFILEINFO']._serialized_start=1546
+  _globals['_RANKPROFILEINFO']._serialized_end=1712
+  _globals['_SCHEMAINFO']._serialized_start=1715
+  _globals['_SCHEMAINFO']._serialized_end=1857
+  _globals['_APPLICATIONINFO']._serialized_start=1859
+  _globals['_APPLICATIONINFO']._serialized_end=1959
+  _globals['_RANKING']._serialized_start=1962
+  _globals['_RANKING']._serialized_end=2332
 # @@protoc_insertion_point(module_scope)

@@ -123,6 +123,18 @@ class FeedResult(_message.Message):
     error: str
     def __init__(self, request_id: _Optional[str] = ..., ok: _Optional[bool] = ..., error: _Optional[str] = ...) -> None: ...
 
+class FeedBatch(_message.Message):
+    __slots__ = ("operations",)
+    OPERATIONS_FIELD_NUMBER: _ClassVar[int]
+    operations: _containers.RepeatedCompositeFieldContainer[FeedOperation]
+    def __init__(self, operations: _Optional[_Iterable[_Union[FeedOperation, _Mapping]]] = ...) -> None: ...
+
+class FeedBatchResult(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[FeedResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[FeedResult, _Mapping]]] = ...) -> None: ...
+
 class GetRequest(_message.Message):
     __slots__ = ("id",)
     ID_FIELD_NUMBER: _ClassVar[int]

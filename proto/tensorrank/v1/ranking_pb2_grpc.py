@@ -54,6 +54,11 @@ class RankingStub:
                 request_serializer=tensorrank_dot_v1_dot_ranking__pb2.GetApplicationRequest.SerializeToString,
                 response_deserializer=tensorrank_dot_v1_dot_ranking__pb2.ApplicationInfo.FromString,
                 _registered_method=True)
+        self.FeedBatches = channel.stream_stream(
+                '/tensorrank.v1.Ranking/FeedBatches',
+                request_serializer=tensorrank_dot_v1_dot_ranking__pb2.FeedBatch.SerializeToString,
+                response_deserializer=tensorrank_dot_v1_dot_ranking__pb2.FeedBatchResult.FromString,
+                _registered_method=True)
 
 
 class RankingServicer:
@@ -88,6 +93,14 @@ class RankingServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def FeedBatches(self, request_iterator, context):
+        """Feed with many operations per message: the same semantics and ordering as Feed, one
+        FeedBatchResult per FeedBatch, without paying a message's cost per operation.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RankingServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -110,6 +123,11 @@ def add_RankingServicer_to_server(servicer, server):
                     servicer.GetApplication,
                     request_deserializer=tensorrank_dot_v1_dot_ranking__pb2.GetApplicationRequest.FromString,
                     response_serializer=tensorrank_dot_v1_dot_ranking__pb2.ApplicationInfo.SerializeToString,
+            ),
+            'FeedBatches': grpc.stream_stream_rpc_method_handler(
+                    servicer.FeedBatches,
+                    request_deserializer=tensorrank_dot_v1_dot_ranking__pb2.FeedBatch.FromString,
+                    response_serializer=tensorrank_dot_v1_dot_ranking__pb2.FeedBatchResult.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -220,6 +238,33 @@ class Ranking:
             '/tensorrank.v1.Ranking/GetApplication',
             tensorrank_dot_v1_dot_ranking__pb2.GetApplicationRequest.SerializeToString,
             tensorrank_dot_v1_dot_ranking__pb2.ApplicationInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FeedBatches(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/tensorrank.v1.Ranking/FeedBatches',
+            tensorrank_dot_v1_dot_ranking__pb2.FeedBatch.SerializeToString,
+            tensorrank_dot_v1_dot_ranking__pb2.FeedBatchResult.FromString,
             options,
             channel_credentials,
             insecure,
