@@ -147,10 +147,10 @@ class Ranker:
             # removed documents are scored with the rest (no copy of every column per query)
             # and then left out: compaction keeps them a small fraction of the rows
             live = shard.live if shard.live is not None and not bool(np.all(shard.live)) else None
-        row_ids = np.arange(shard.size, dtype=np.int64) if subset is None else subset
+        row_ids: Any = _Identity(shard.size) if subset is None else subset
         ids = _LazyIds(shard.ids, row_ids)
         scores = self._scores(self.first, FIRST_PHASE, shard, subset, qv)
-        scored = len(row_ids) if live is None else int(np.count_nonzero(live))
+        scored = (shard.size if subset is None else len(subset)) if live is None else int(np.count_nonzero(live))
         want = offset + hits
         need = max(want, self.profile.rerank_count if self.second is not None else 0)
         cand, cand_scores = self.backend.candidates(scores, need, live)
@@ -178,18 +178,32 @@ class Ranker:
                     h.match_features[f.name] = values[j]
         res = RankResult(result_hits, scored, int(shard.size))
         if all_scores:
-            host = np.asarray(self.backend.to_host(scores), dtype=np.float64).reshape(len(row_ids))
-            keep = row_ids if live is None else row_ids[live]
+            host = np.asarray(self.backend.to_host(scores), dtype=np.float64).reshape(-1)
+            all_rows = np.arange(shard.size, dtype=np.int64) if subset is None else subset
+            keep = all_rows if live is None else all_rows[live]
             res.scored_ids = [str(shard.ids[int(r)]) for r in keep]
             res.scores = host if live is None else host[live]
         return res
+
+
+class _Identity:
+    """Row numbers 0..n-1 without an array of them: indexing returns its index."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, idx: Any) -> Any:
+        return idx if isinstance(idx, int | np.integer) else np.asarray(idx, dtype=np.int64)
 
 
 class _LazyIds:
     """Document ids of the scored rows, looked up only for the few rows that need them
     (tie-breaks and hits), so a query over a million documents builds no million-id array."""
 
-    def __init__(self, ids: Sequence[str], rows: npt.NDArray[np.int64]) -> None:
+    def __init__(self, ids: Sequence[str], rows: Any) -> None:
         self.ids = ids
         self.rows = rows
 

@@ -61,15 +61,24 @@ def select_candidates(xp: Any, scores: Any, k: int, live: Any = None
                       ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
     """`Backend.candidates` for an array module `xp` (numpy, or cupy on the device): the
     partition runs where the scores are; only the candidates cross to the host."""
-    values = scores.reshape(-1).astype(np.float64)
-    key = xp.where(xp.isnan(values), -np.inf, values)
-    pos = xp.arange(key.shape[0]) if live is None else xp.nonzero(live)[0]
-    if live is not None:
-        key = key[pos]
-    if 0 < k < key.shape[0]:
-        kth = xp.partition(-key, k - 1)[k - 1]
-        pos = pos[xp.nonzero(-key <= kth)[0]]
-    elif k <= 0:
-        pos = pos[:0]
+    values = scores.reshape(-1)
+    n = int(values.shape[0])
     to_host = getattr(xp, "asnumpy", np.asarray)
+    if k <= 0 or n == 0:
+        empty = xp.zeros(0, dtype=np.int64)
+        return np.asarray(to_host(empty), dtype=np.int64), np.zeros(0, dtype=np.float64)
+    if live is None and k < n and not bool(xp.isnan(values).any()):
+        # the common case, in two passes over the scores: the k-th best value, then every
+        # score at least as good (ties included)
+        kth = xp.partition(values, n - k)[n - k]
+        pos = xp.nonzero(values >= kth)[0]
+    else:
+        key = values.astype(np.float64)
+        key = xp.where(xp.isnan(key), -np.inf, key)  # NaN ranks lowest
+        pos = xp.arange(n) if live is None else xp.nonzero(live)[0]
+        if live is not None:
+            key = key[pos]
+        if k < key.shape[0]:
+            kth = xp.partition(-key, k - 1)[k - 1]
+            pos = pos[xp.nonzero(-key <= kth)[0]]
     return np.asarray(to_host(pos), dtype=np.int64), np.asarray(to_host(values[pos]), dtype=np.float64)
