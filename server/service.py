@@ -42,6 +42,7 @@ from server.wire import encode_tensor
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+R = TypeVar("R")
 _END = object()  # the end of a feed stream in the reader's queue
 
 
@@ -111,43 +112,17 @@ class RankingService(pb_grpc.RankingServicer):
                              context: grpc.aio.ServicerContext) -> pb.ApplicationInfo:
         return await self._unary("GetApplication", context, self._application)
 
+    # async generator functions themselves: grpc.aio picks the streaming mode by inspecting them
     async def Feed(self, request_iterator: AsyncIterator[pb.FeedOperation],
                    context: grpc.aio.ServicerContext) -> AsyncIterator[pb.FeedResult]:
-        start = time.perf_counter()
-        code = grpc.StatusCode.OK
-        self.state.enter()
-        try:
-            engine = self.state.require()
-            async for result in self._feed(engine, request_iterator):
-                yield result
-        except asyncio.CancelledError:
-            code = grpc.StatusCode.CANCELLED
-            raise
-        except Exception as e:
-            code, message = status_of(e, "Feed")
-            await context.abort(code, message)
-        finally:
-            self.state.leave()
-            self._record("Feed", code, start)
+        async for result in self._stream("Feed", context, lambda engine: self._feed(engine, request_iterator)):
+            yield result
 
     async def FeedBatches(self, request_iterator: AsyncIterator[pb.FeedBatch],
                           context: grpc.aio.ServicerContext) -> AsyncIterator[pb.FeedBatchResult]:
-        start = time.perf_counter()
-        code = grpc.StatusCode.OK
-        self.state.enter()
-        try:
-            engine = self.state.require()
-            async for result in self._feed_batches(engine, request_iterator):
-                yield result
-        except asyncio.CancelledError:
-            code = grpc.StatusCode.CANCELLED
-            raise
-        except Exception as e:
-            code, message = status_of(e, "FeedBatches")
-            await context.abort(code, message)
-        finally:
-            self.state.leave()
-            self._record("FeedBatches", code, start)
+        batches = self._stream("FeedBatches", context, lambda engine: self._feed_batches(engine, request_iterator))
+        async for result in batches:
+            yield result
 
     # ------------------------------------------------------------------ plumbing
 
@@ -166,6 +141,26 @@ class RankingService(pb_grpc.RankingServicer):
             code, message = status_of(e, method)
             await context.abort(code, message)
             raise AssertionError("unreachable: abort raises") from None
+        finally:
+            self.state.leave()
+            self._record(method, code, start)
+
+    async def _stream(self, method: str, context: grpc.aio.ServicerContext,
+                      results: Callable[[Engine], AsyncIterator[R]]) -> AsyncIterator[R]:
+        """A response stream with the same accounting and status mapping as `_unary`."""
+        start = time.perf_counter()
+        code = grpc.StatusCode.OK
+        self.state.enter()
+        try:
+            engine = self.state.require()
+            async for result in results(engine):
+                yield result
+        except asyncio.CancelledError:
+            code = grpc.StatusCode.CANCELLED
+            raise
+        except Exception as e:
+            code, message = status_of(e, method)
+            await context.abort(code, message)
         finally:
             self.state.leave()
             self._record(method, code, start)
