@@ -34,6 +34,7 @@ import numpy as np
 from gpu_engine.render import GPU_CELL_TYPES, KernelSource, can_fuse, render_group
 from tensor_ir import reference
 from tensor_ir.backend import Backend, CompiledProgram, select_candidates
+from tensor_ir.cancel import check as check_deadline
 from tensor_ir.dtypes import CellType
 from tensor_ir.errors import EvaluationError
 from tensor_ir.ir import Node, Op, Role
@@ -508,6 +509,8 @@ class CupyProgram(CompiledProgram):
                 env[id(node)] = values[node.attrs["name"]]
         xp = self._xp
         for k, st in enumerate(self._steps):
+            # launches are asynchronous: past the caller's deadline no further kernel is queued
+            check_deadline()
             args = [env[id(i)] for i in st.inputs]
             if st.group is not None:
                 assert st.source is not None
