@@ -102,7 +102,38 @@ def concat_into(node: Node, args: list[Array], out: Array) -> Array | None:
     return out
 
 
+_SMALL_AXIS = 64
+
+
+def reduce_into(node: Node, args: list[Array], out: Array) -> Array | None:
+    """Reductions over one short trailing axis (LayerNorm's mean and variance, softmax's
+    max and sum): numpy's reduce spends most of its time per row there, so sums go to a
+    BLAS matrix-vector product and max/min/prod to a few whole-array passes."""
+    (x,) = args
+    src = node.inputs[0]
+    axes = node.attrs["axes"]
+    if len(axes) != 1 or axes[0] != src.rank - 1 or x.dtype not in _FLOAT_TYPES or x.dtype != out.dtype:
+        return None
+    k = src.shape[-1]
+    if not 1 <= k <= _SMALL_AXIS:
+        return None
+    flat_out = out.reshape(-1)
+    agg = node.attrs["agg"]
+    if agg == "sum":
+        np.matmul(x.reshape(-1, k), np.ones(k, dtype=x.dtype), out=flat_out)
+        return out
+    f = {"max": np.maximum, "min": np.minimum, "prod": np.multiply}[agg]
+    # one transposing copy makes every column a contiguous run; then k - 1 fast passes
+    columns = np.ascontiguousarray(np.moveaxis(x.reshape(-1, k), 1, 0))
+    acc = flat_out
+    np.copyto(acc, columns[0])
+    for i in range(1, k):
+        f(acc, columns[i], out=acc)
+    return out
+
+
 INTO: dict[Op, Callable[[Node, list[Array], Array], Array | None]] = {
+    Op.REDUCE: reduce_into,
     Op.MATMUL: matmul_into,
     Op.JOIN: join_into,
     Op.MAP: map_into,

@@ -113,3 +113,16 @@ def test_a_passed_deadline_stops_evaluation() -> None:
         prog.run(feeds, n)
     with deadline(time.monotonic() + 60):
         assert prog.run(feeds, n)["s1"].shape == (n,)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 7, 8, 31, 32, 64, 65])
+def test_short_trailing_reductions_match_numpy(k: int) -> None:
+    # the fast paths (BLAS sums, column passes) against numpy's own reductions, NaN included
+    x = build.input_("x", Role.ATTRIBUTE, (3, k), F32)
+    program = Program({agg: build.reduce(x, agg, [1], True) for agg in ("sum", "max", "min", "prod")})
+    values = np.random.default_rng(k).standard_normal((50, 3, k)).astype(np.float32)
+    values[0, 0, 0] = np.nan
+    got = NumpyProgram(program).run({"x": values}, 50)
+    for agg in ("sum", "max", "min", "prod"):
+        want = getattr(np, agg)(values, axis=2, keepdims=True)
+        np.testing.assert_allclose(got[agg], want, rtol=1e-5, atol=1e-6, equal_nan=True, err_msg=agg)
