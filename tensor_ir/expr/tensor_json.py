@@ -8,7 +8,6 @@ member must equal the expected type.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -129,7 +128,3 @@ def _cells(cells: Any, t: TensorType) -> npt.NDArray[Any]:
             raise TensorValueError(f"cell value {v!r} is not a number")
         arr[tuple(idx)] = float(v)
     return arr
-
-
-def is_finite_number(x: float) -> bool:
-    return math.isfinite(x)
