@@ -211,70 +211,29 @@ class RankingService(pb_grpc.RankingServicer):
         """Commit what has arrived as one batch while the client goes on sending: a client
         that waits for acknowledgements never waits for a batch to fill."""
         limit = self.state.feed_batch
-        queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=4 * limit)  # bounded: a fast client waits for commits
-
-        async def read() -> None:
-            try:
-                async for op in request_iterator:
-                    await queue.put(op)
-            finally:
-                await queue.put(_END)
-
-        reader = asyncio.create_task(read())
         position = 0
-        ended = False
-        try:
-            while not ended:
-                item = await queue.get()
-                if item is _END:
-                    break
-                batch = [item]
-                while len(batch) < limit and not queue.empty():
-                    item = queue.get_nowait()
-                    if item is _END:
-                        ended = True
-                        break
-                    batch.append(item)
-                ops = [self._operation(engine, op) for op in batch]
-                rids = [op.request_id or str(position + i) for i, op in enumerate(batch)]
-                results = await asyncio.to_thread(engine.feed, ops, rids, position)
-                position += len(batch)
-                for r in results:
-                    yield pb.FeedResult(request_id=r.request_id, ok=r.ok, error=r.error or "")
-            if reader.done() and not reader.cancelled() and reader.exception() is not None:
-                raise reader.exception()  # type: ignore[misc]
-        finally:
-            if not reader.done():
-                reader.cancel()
+        async for batch in _arrived(request_iterator, limit, queue_size=4 * limit):
+            for result in await self._commit(engine, batch, position):
+                yield result
+            position += len(batch)
 
     async def _feed_batches(self, engine: Engine, request_iterator: AsyncIterator[pb.FeedBatch]
                             ) -> AsyncIterator[pb.FeedBatchResult]:
         """One store batch per message, read ahead while the previous one commits."""
-        queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=4)  # bounded: a fast client waits for commits
-
-        async def read() -> None:
-            try:
-                async for message in request_iterator:
-                    await queue.put(message)
-            finally:
-                await queue.put(_END)
-
-        reader = asyncio.create_task(read())
         position = 0
-        try:
-            while (message := await queue.get()) is not _END:
-                batch = list(message.operations)
-                ops = [self._operation(engine, op) for op in batch]
-                rids = [op.request_id or str(position + i) for i, op in enumerate(batch)]
-                results = await asyncio.to_thread(engine.feed, ops, rids, position) if batch else []
-                position += len(batch)
-                yield pb.FeedBatchResult(results=[pb.FeedResult(request_id=r.request_id, ok=r.ok, error=r.error or "")
-                                                  for r in results])
-            if reader.done() and not reader.cancelled() and reader.exception() is not None:
-                raise reader.exception()  # type: ignore[misc]
-        finally:
-            if not reader.done():
-                reader.cancel()
+        async for (message,) in _arrived(request_iterator, 1, queue_size=4):
+            batch = list(message.operations)
+            yield pb.FeedBatchResult(results=await self._commit(engine, batch, position))
+            position += len(batch)
+
+    async def _commit(self, engine: Engine, batch: list[pb.FeedOperation], position: int) -> list[pb.FeedResult]:
+        """Apply and commit one batch off the event loop; each result is durable when returned."""
+        if not batch:
+            return []
+        ops = [self._operation(engine, op) for op in batch]
+        rids = [op.request_id or str(position + i) for i, op in enumerate(batch)]
+        results = await asyncio.to_thread(engine.feed, ops, rids, position)
+        return [pb.FeedResult(request_id=r.request_id, ok=r.ok, error=r.error or "") for r in results]
 
     @staticmethod
     def _operation(engine: Engine, op: pb.FeedOperation) -> Any:
@@ -321,3 +280,37 @@ class RankingService(pb_grpc.RankingServicer):
                 for input_name, input_type, has_default in p.inputs:
                     profile.inputs.add(name=input_name, type=input_type, has_default=has_default)
         return info
+
+
+async def _arrived(source: AsyncIterator[Any], limit: int, queue_size: int) -> AsyncIterator[list[Any]]:
+    """Items of `source` in lists of what has arrived (at most `limit`), read ahead into a
+    bounded queue while the consumer works, so a fast client waits for commits."""
+    queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=queue_size)
+
+    async def read() -> None:
+        try:
+            async for item in source:
+                await queue.put(item)
+        finally:
+            await queue.put(_END)
+
+    reader = asyncio.create_task(read())
+    try:
+        ended = False
+        while not ended:
+            item = await queue.get()
+            if item is _END:
+                break
+            batch = [item]
+            while len(batch) < limit and not queue.empty():
+                item = queue.get_nowait()
+                if item is _END:
+                    ended = True
+                    break
+                batch.append(item)
+            yield batch
+        if reader.done() and not reader.cancelled() and reader.exception() is not None:
+            raise reader.exception()  # type: ignore[misc]
+    finally:
+        if not reader.done():
+            reader.cancel()
