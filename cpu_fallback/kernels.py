@@ -7,7 +7,7 @@ those of tensor_ir.reference.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 import numpy as np
@@ -65,8 +65,18 @@ def matmul_into(node: Node, args: list[Array], out: Array) -> Array | None:
         return None
     k = a.shape[-1]
     a2 = a.reshape(-1, k)
-    np.matmul(a2, b, out=out.reshape(-1, b.shape[-1]))
+    out2 = _rows_view(out, b.shape[-1])
+    if out2 is None:
+        return None
+    np.matmul(a2, b, out=out2)
     return out
+
+
+def _rows_view(out: Array, width: int) -> Array | None:
+    """`out` as a 2-D view of rows, or None where that takes a copy: `out` may be a strided
+    slice of a concatenation's buffer, and a copy would swallow what is written into it."""
+    view = out.reshape(-1, width)
+    return view if view.__array_interface__["data"] == out.__array_interface__["data"] else None
 
 
 def join_into(node: Node, args: list[Array], out: Array) -> Array | None:
@@ -92,13 +102,17 @@ def map_into(node: Node, args: list[Array], out: Array) -> Array | None:
         return f(x, out)
 
 
-def concat_into(node: Node, args: list[Array], out: Array) -> Array | None:
-    n = out.shape[0]
-    parts = [a if i.per_document else np.broadcast_to(a, (n, *a.shape)) for a, i in zip(args, node.inputs,
-                                                                                    strict=True)]
-    if any(p.dtype != out.dtype for p in parts):
+def concat_into(node: Node, args: list[Array], out: Array, in_place: Collection[int] = ()) -> Array | None:
+    """`in_place`: positions of parts whose producer already wrote them into `out`."""
+    if any(a.dtype != out.dtype for a in args):
         return None
-    np.concatenate(parts, axis=node.attrs["axis"] + 1, out=out)
+    axis = node.attrs["axis"] + 1  # the rows come first
+    offset = 0
+    for j, (a, src) in enumerate(zip(args, node.inputs, strict=True)):
+        width = src.shape[axis - 1]
+        if j not in in_place:
+            np.copyto(out[(slice(None),) * axis + (slice(offset, offset + width),)], a)  # a query part broadcasts
+        offset += width
     return out
 
 

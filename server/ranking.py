@@ -14,10 +14,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from tensor_ir.backend import Backend, CompiledProgram
+from tensor_ir.backend import Backend, CompiledProgram, run_tail
 from tensor_ir.expr.errors import RankingError
 from tensor_ir.expr.profile import FIRST_PHASE, SECOND_PHASE, CompiledProfile, QueryInput
 from tensor_ir.ir import Role
+from tensor_ir.passes.monotone_tail import split_monotone_tail
 from tensor_ir.program import Program
 
 
@@ -97,6 +98,10 @@ class Ranker:
         self.first: CompiledProgram = backend.compile(profile.first_phase)
         self.second = backend.compile(profile.second_phase) if profile.second_phase else None
         self.features = backend.compile(profile.features) if profile.features else None
+        # score = f(g) with f non-decreasing: where the backend can select through f, g runs
+        # over every document and f over the few that can win
+        split = split_monotone_tail(self.first.program, FIRST_PHASE) if backend.selects_through_tail else None
+        self.head_tail = (backend.compile(split[0]), backend.compile(split[1])) if split is not None else None
         self.needed = {name for p in (self.first, self.second, self.features) if p is not None
                        for name in p.program.inputs}
 
@@ -149,11 +154,26 @@ class Ranker:
             live = shard.live if shard.live is not None and not bool(np.all(shard.live)) else None
         row_ids: Any = _Identity(shard.size) if subset is None else subset
         ids = _LazyIds(shard.ids, row_ids)
-        scores = self._scores(self.first, FIRST_PHASE, shard, subset, qv)
         scored = (shard.size if subset is None else len(subset)) if live is None else int(np.count_nonzero(live))
         want = offset + hits
         need = max(want, self.profile.rerank_count if self.second is not None else 0)
-        cand, cand_scores = self.backend.candidates(scores, need, live)
+        scores: Any = None
+        if self.head_tail is not None:
+            head, tail = self.head_tail
+            feeds = {name: qv[name] for name, spec in tail.program.inputs.items() if spec.role is Role.QUERY}
+            g = self._scores(head, FIRST_PHASE, shard, subset, qv)
+            if all_scores:
+                # tail(head) for every document, not the whole program: the evaluator may
+                # round the two differently (their blocks differ in size, and BLAS rounds a
+                # row differently in different blocks), and every score this ranker reports
+                # must be the same number
+                scores = run_tail(tail, feeds, g)
+                cand, cand_scores = self.backend.candidates(scores, need, live)
+            else:
+                cand, cand_scores = self.backend.candidates_after(g, tail, feeds, need, live)
+        else:
+            scores = self._scores(self.first, FIRST_PHASE, shard, subset, qv)
+            cand, cand_scores = self.backend.candidates(scores, need, live)
         order = _top(cand_scores, ids[cand], min(need, len(cand)))
         best, best_scores = cand[order], cand_scores[order]
         if self.second is not None and len(best):

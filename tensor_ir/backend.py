@@ -9,7 +9,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from tensor_ir.passes.monotone_tail import HEAD_INPUT
 from tensor_ir.program import Program
+from tensor_ir.topk import block_candidates
 
 
 class CompiledProgram(abc.ABC):
@@ -51,10 +53,32 @@ class Backend(abc.ABC):
         positions `live` allows. NaN counts as the lowest score."""
         return select_candidates(np, np.asarray(self.to_host(scores)), k, live)
 
+    def candidates_after(self, head: Any, tail: CompiledProgram, feeds: Mapping[str, Any], k: int,
+                         live: npt.NDArray[np.bool_] | None = None
+                         ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+        """`candidates` of the scores tail(head), for a head and a non-decreasing tail from
+        split_monotone_tail (`feeds`: the tail's query inputs). This default scores every
+        document; a backend that can do better overrides it (see `selects_through_tail`)."""
+        return self.candidates(run_tail(tail, feeds, head), k, live)
+
+    @property
+    def selects_through_tail(self) -> bool:
+        """Whether `candidates_after` saves work over scoring every document: only then
+        does ranking split the first phase into head and tail."""
+        return type(self).candidates_after is not Backend.candidates_after
+
     def run(self, program: Program, inputs: Mapping[str, Any], n_docs: int) -> dict[str, npt.NDArray[Any]]:
         """Compile, run and copy back: a convenience for tests and one-off evaluation."""
         out = self.compile(program).run(inputs, n_docs)
         return {k: np.asarray(self.to_host(v)) for k, v in out.items()}
+
+
+def run_tail(tail: CompiledProgram, feeds: Mapping[str, Any], head: Any) -> Any:
+    """The tail program's scores for head values, one per document."""
+    n = int(head.shape[0])
+    (output,) = tail.program.outputs
+    values = head.reshape(n, *tail.program.inputs[HEAD_INPUT].shape)
+    return tail.run({**feeds, HEAD_INPUT: values}, n)[output].reshape(n)
 
 
 def select_candidates(xp: Any, scores: Any, k: int, live: Any = None
@@ -67,6 +91,10 @@ def select_candidates(xp: Any, scores: Any, k: int, live: Any = None
     if k <= 0 or n == 0:
         empty = xp.zeros(0, dtype=np.int64)
         return np.asarray(to_host(empty), dtype=np.int64), np.zeros(0, dtype=np.float64)
+    if xp is np and live is None:
+        found = block_candidates(values, k)
+        if found is not None:
+            return found
     if live is None and k < n and not bool(xp.isnan(values).any()):
         # the common case, in two passes over the scores: the k-th best value, then every
         # score at least as good (ties included)

@@ -196,7 +196,7 @@ class Attrs(Mapping[str, Any]):
 class Node:
     """One immutable value of a tensor program."""
 
-    __slots__ = ("attrs", "dtype", "inputs", "label", "op", "shape", "variance")
+    __slots__ = ("attrs", "dtype", "inputs", "label", "op", "per_document", "shape", "variance")
 
     op: Op
     inputs: tuple[Node, ...]
@@ -205,6 +205,7 @@ class Node:
     dtype: CellType
     variance: Variance
     label: str
+    per_document: bool  # from variance; a plain attribute because evaluators ask it per node per block
 
     def __init__(
         self,
@@ -223,6 +224,7 @@ class Node:
         object.__setattr__(self, "dtype", dtype)
         object.__setattr__(self, "variance", variance)
         object.__setattr__(self, "label", label)
+        object.__setattr__(self, "per_document", variance.per_document)
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("Node is immutable")
@@ -234,10 +236,6 @@ class Node:
     @property
     def size(self) -> int:
         return int(np.prod(self.shape, dtype=np.int64))
-
-    @property
-    def per_document(self) -> bool:
-        return self.variance.per_document
 
     @property
     def is_constant(self) -> bool:

@@ -32,6 +32,8 @@ class Program:
 
     def __init__(self, outputs: Mapping[str, Node], inputs: Mapping[str, ProgramInput] | None = None) -> None:
         self.outputs: dict[str, Node] = dict(outputs)
+        self._order: tuple[Node, ...] | None = None
+        self._input_nodes: dict[str, Node] | None = None
         found = {n.attrs["name"]: n for n in self.nodes() if n.op is Op.INPUT}
         if inputs is None:
             inputs = {
@@ -40,10 +42,15 @@ class Program:
         self.inputs: dict[str, ProgramInput] = dict(inputs)
 
     def nodes(self) -> list[Node]:
-        return topological_order(list(self.outputs.values()))
+        # cached: programs are immutable, and evaluators check inputs on every query
+        if self._order is None:
+            self._order = tuple(topological_order(list(self.outputs.values())))
+        return list(self._order)
 
     def input_nodes(self) -> dict[str, Node]:
-        return {n.attrs["name"]: n for n in self.nodes() if n.op is Op.INPUT}
+        if self._input_nodes is None:
+            self._input_nodes = {n.attrs["name"]: n for n in self.nodes() if n.op is Op.INPUT}
+        return dict(self._input_nodes)
 
     def op_histogram(self) -> Counter[str]:
         return Counter(n.op.label for n in self.nodes() if n.op not in (Op.INPUT, Op.CONSTANT))

@@ -126,3 +126,52 @@ def test_short_trailing_reductions_match_numpy(k: int) -> None:
     for agg in ("sum", "max", "min", "prod"):
         want = getattr(np, agg)(values, axis=2, keepdims=True)
         np.testing.assert_allclose(got[agg], want, rtol=1e-5, atol=1e-6, equal_nan=True, err_msg=agg)
+
+
+@pytest.mark.parametrize(("workers", "n", "block_bytes"), [
+    (2, 5000, 64 << 10),  # many blocks shared by two workers
+    (3, 5000, 64 << 10),  # more workers than cores, blocks pulled in any order
+    (2, 3000, 1 << 30),  # one block: the caller's thread alone
+])
+def test_parallel_workers_equal_the_reference(workers: int, n: int, block_bytes: int) -> None:
+    program, _ = _mlp()
+    rng = np.random.default_rng(4)
+    feeds = {"doc": rng.standard_normal((n, 1, 8)).astype(np.float32),
+             "q": rng.standard_normal((1, 8)).astype(np.float32)}
+    got = NumpyProgram(program, block_bytes=block_bytes, workers=workers).run(feeds, n)
+    want = _reference(program, feeds, n)
+    for k in want:
+        np.testing.assert_allclose(got[k], want[k], rtol=1e-5, atol=1e-6, err_msg=k)
+
+
+def test_a_passed_deadline_stops_every_worker() -> None:
+    import time
+
+    from tensor_ir.cancel import DeadlineExceeded, deadline
+
+    program, _ = _mlp()
+    n = 5000
+    rng = np.random.default_rng(5)
+    feeds = {"doc": rng.standard_normal((n, 1, 8)).astype(np.float32),
+             "q": rng.standard_normal((1, 8)).astype(np.float32)}
+    prog = NumpyProgram(program, block_bytes=1, workers=2)
+    # the deadline lives in a context variable: the workers must see the caller's
+    with deadline(time.monotonic() - 1), pytest.raises(DeadlineExceeded):
+        prog.run(feeds, n)
+    with deadline(time.monotonic() + 60):
+        assert prog.run(feeds, n)["s1"].shape == (n,)
+
+
+def test_blas_is_single_threaded_only_while_workers_run() -> None:
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from cpu_fallback import blas_threads
+
+    def blas_threads_now() -> list[int]:
+        return [lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"]
+
+    before = blas_threads_now()
+    with blas_threads.single_threaded_blas():
+        with blas_threads.single_threaded_blas():  # a second query at the same time
+            assert set(blas_threads_now()) <= {1}
+        assert set(blas_threads_now()) <= {1}  # the first query still runs
+    assert blas_threads_now() == before
