@@ -4,8 +4,9 @@ For each model and document count N the same documents and query are scored by
 (a) tensorrank's numpy backend through the model's rank profile (the full Ranker.rank
 call: first phase over all documents and the top 10), (b) onnxruntime's
 InferenceSession.run over the same documents with the query tiled to every row, at its
-faster thread setting, and (c) the GPU backend when one is present. Medians of
-`--repeats` runs after warm-up; the ratio is documents/s of tensorrank over onnxruntime's.
+faster thread setting, and (c) the GPU backend when one is present. Medians of at
+least `--repeats` runs, the contenders taking turns (0.3 s of untimed runs, then five timed,
+per turn); the ratio is documents/s of tensorrank over onnxruntime's.
 
 Usage: python -m bench.compare [--models mlp_rank,...] [--sizes 1000,10000] [--repeats 20]
        [--json FILE] [--markdown FILE]
@@ -29,18 +30,35 @@ import numpy as np
 
 from bench.models import FIELD_OF, MODELS, QUERY_OF, SEED, TOKENS, write_package
 
+# In its turn a contender runs untimed for at least WARM_S seconds (and once at least), then
+# TIMED_RUNS times timed.
+WARM_S, TIMED_RUNS = 0.3, 5
 
-def _median_seconds(fn: Callable[[], Any], repeats: int, budget_s: float) -> tuple[float, int]:
-    fn()  # warm-up
-    times: list[float] = []
+
+def _interleaved_medians(fns: dict[str, Callable[[], Any]], repeats: int, budget_s: float
+                         ) -> tuple[dict[str, float], int]:
+    """Median seconds of each function over rounds in which the functions take turns. On a
+    shared VM the machine's speed drifts over seconds; taking turns exposes every contender
+    to the same drift, where timing one after the other would not. The untimed runs of a
+    turn absorb what the previous contender left behind: measured here, tensorrank's
+    first runs after onnxruntime's (whose pool threads spin after a run returns, spinning
+    being its faster setting) are up to twice as slow, recovering over about 0.1 s."""
+    times: dict[str, list[float]] = {label: [] for label in fns}
     start = time.perf_counter()
-    while len(times) < repeats:
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-        if time.perf_counter() - start > budget_s and len(times) >= 5:
+    while min(len(ts) for ts in times.values()) < repeats:
+        for label, fn in fns.items():
+            warm_until = time.perf_counter() + WARM_S
+            fn()
+            while time.perf_counter() < warm_until:
+                fn()
+            for _ in range(TIMED_RUNS):
+                t0 = time.perf_counter()
+                fn()
+                times[label].append(time.perf_counter() - t0)
+        if time.perf_counter() - start > budget_s:
             break
-    return statistics.median(times), len(times)
+    runs = min(len(ts) for ts in times.values())
+    return {label: statistics.median(ts) for label, ts in times.items()}, runs
 
 
 def _vocabulary(path: Path) -> int:
@@ -110,18 +128,19 @@ def bench_model(name: str, sizes: list[int], repeats: int, root: Path, gpu: bool
         docs = _documents(name, n, rng, vocab)
         shard = ShardView([f"id:{name}:{name}::{i}" for i in range(n)],
                           {FIELD_OF[name][k]: v for k, v in docs.items()})
-        ours, runs = _median_seconds(lambda s=shard: ranker.rank(s, query, hits=10), repeats, budget_s)
         feeds: dict[str, np.ndarray] = {}
         for onnx_name in model.doc_inputs:
             feeds[onnx_name] = docs[onnx_name].astype(np.int64) if model.integer_docs else docs[onnx_name]
         for onnx_name, q in QUERY_OF[name].items():
             feeds[onnx_name] = np.ascontiguousarray(np.broadcast_to(query[q], (n, *query[q].shape)))
-        best = None
+        contenders: dict[str, Callable[[], Any]] = {"tensorrank": lambda s=shard: ranker.rank(s, query, hits=10)}
         for label, sess in sessions:
-            t, _ = _median_seconds(lambda s=sess, f=feeds: s.run(None, f), repeats, budget_s)
-            if best is None or t < best[1]:
-                best = (label, t)
-        assert best is not None
+            contenders[label] = lambda s=sess, f=feeds: s.run(None, f)
+        if gpu_ranker is not None:
+            contenders["gpu"] = lambda s=shard: gpu_ranker.rank(s, query, hits=10)
+        medians, runs = _interleaved_medians(contenders, repeats, budget_s)
+        ours = medians["tensorrank"]
+        best = min(((label, medians[label]) for label, _ in sessions), key=lambda lt: lt[1])
         # the same scores, or the comparison means nothing
         ort_scores = sessions[0][1].run(None, feeds)[0].reshape(n, -1).sum(axis=1)
         our_scores = ranker.rank(shard, query, hits=1, all_scores=True).scores
@@ -134,9 +153,8 @@ def bench_model(name: str, sizes: list[int], repeats: int, root: Path, gpu: bool
             "ratio": best[1] / ours, "max_rel_error": err,
         }
         if gpu_ranker is not None:
-            g, _ = _median_seconds(lambda s=shard: gpu_ranker.rank(s, query, hits=10), repeats, budget_s)
-            row["gpu_s"] = g
-            row["gpu_docs_per_s"] = n / g
+            row["gpu_s"] = medians["gpu"]
+            row["gpu_docs_per_s"] = n / medians["gpu"]
         rows.append(row)
         print(f"{name:12s} N={n:>9,d}  tensorrank {n / ours:>12,.0f} docs/s   onnxruntime {n / best[1]:>12,.0f} "
               f"docs/s ({best[0]})   ratio {best[1] / ours:5.2f}x   max rel err {err:.1e}", flush=True)
