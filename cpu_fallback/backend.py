@@ -1,9 +1,11 @@
 """NumpyBackend: evaluates a Program over documents in cache-sized blocks.
 
-Work that does not depend on the document (query-only and constant nodes) runs once per
-call; per-document nodes run block by block, writing into buffers reused from block to
-block and, where an operand dies at an elementwise node, into that operand's own buffer.
-Memory therefore stays bounded by the block size, not by the number of documents.
+Constant work runs once per plan and query-only work once per call; per-document nodes run
+block by block, writing into buffers reused from block to block (and from query to query)
+and, where an operand dies at an elementwise node, into that operand's own buffer. Memory
+therefore stays bounded by the block size, not by the number of documents. Blocks are shared
+out to one worker thread per core (numpy releases the GIL in its loops and in BLAS), each with
+its own buffers and with BLAS at one thread.
 """
 
 from __future__ import annotations
@@ -63,14 +65,18 @@ def default_workers() -> int:
 
 
 _executor: ThreadPoolExecutor | None = None
+_executor_size = 0
 _executor_lock = threading.Lock()
 
 
 def _shared_executor(workers: int) -> ThreadPoolExecutor:
-    global _executor
+    """One pool for every program, grown when a program wants more workers (a replaced pool
+    finishes what it was given: queries in flight keep their futures)."""
+    global _executor, _executor_size
     with _executor_lock:
-        if _executor is None or _executor._max_workers < workers:
+        if _executor is None or _executor_size < workers:
             _executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tensorrank-block")
+            _executor_size = workers
         return _executor
 
 

@@ -163,6 +163,10 @@ def reduce(x: Node, agg: str, axes: Sequence[int] | None, keepdims: bool, label:
         shape = tuple(1 if i in ax else d for i, d in enumerate(x.shape))
     else:
         shape = tuple(d for i, d in enumerate(x.shape) if i not in ax)
+    if all(x.shape[a] == 1 for a in ax):
+        # one cell per result: every aggregation returns it unchanged. Common: Vespa's
+        # sum(onnx(...)) over a model's [1] output; as a view it costs the evaluators nothing
+        return reshape(x, shape, label)
     return _make(Op.REDUCE, [x], {"agg": agg, "axes": ax, "keepdims": keepdims}, shape, x.dtype, label)
 
 

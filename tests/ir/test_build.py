@@ -160,7 +160,6 @@ def test_cast() -> None:
         (None, True, (0, 1, 2), (1, 1, 1)),
         ([-1], False, (2,), (2, 3)),
         ([2, 0, -1], True, (0, 2), (1, 3, 1)),
-        ([], False, (), (2, 3, 4)),
     ],
 )
 def test_reduce_normalises_axes(
@@ -169,6 +168,18 @@ def test_reduce_normalises_axes(
     r = build.reduce(doc((2, 3, 4)), "sum", axes, keepdims)
     assert r.attrs["axes"] == want_axes
     assert r.shape == want_shape and r.dtype is F32 and r.per_document
+
+
+@pytest.mark.parametrize("agg", ["sum", "prod", "max", "min"])
+def test_reducing_one_cell_is_a_reshape(agg: str) -> None:
+    x = doc((2, 1, 1))
+    assert build.reduce(x, agg, [], False) is x  # no axes: nothing to reduce
+    r = build.reduce(x, agg, [1, 2], False)
+    assert r.op is Op.RESHAPE and r.shape == (2,) and r.inputs == (x,)
+    kept = build.reduce(x, agg, [2], True)
+    assert kept is x  # same shape: the reshape is no node at all
+    folded = build.reduce(build.constant(np.array([[-2.5]], np.float32)), agg, None, False)
+    assert folded.op is Op.CONSTANT and float(folded.attrs["value"].array) == -2.5
 
 
 @pytest.mark.parametrize(
