@@ -89,8 +89,17 @@ def join_into(node: Node, args: list[Array], out: Array) -> Array | None:
     a, b = (align(v, i, node.rank) for v, i in zip(args, node.inputs, strict=True))
     if a.dtype != out.dtype or b.dtype != out.dtype:
         return None
+    if fn == "pow" and _is_constant_two(node.inputs[1]):
+        # LayerNorm's variance: x * x rounds once, as the correctly rounded pow(x, 2) does,
+        # at a fraction of numpy's general power loop
+        np.multiply(a, a, out=out)
+        return out
     uf(a, b, out=out)
     return out
+
+
+def _is_constant_two(node: Node) -> bool:
+    return node.op is Op.CONSTANT and node.size <= 16 and bool(np.all(node.attrs["value"].array == 2))
 
 
 def map_into(node: Node, args: list[Array], out: Array) -> Array | None:
@@ -136,6 +145,11 @@ def reduce_into(node: Node, args: list[Array], out: Array) -> Array | None:
         np.matmul(x.reshape(-1, k), np.ones(k, dtype=x.dtype), out=flat_out)
         return out
     f = {"max": np.maximum, "min": np.minimum, "prod": np.multiply}[agg]
+    if k >= 32:
+        # rows this long reduce fast enough in place (ns per element, 2-core EPYC, k = 32 / 64:
+        # numpy 1.6 / 0.8, the column passes below 1.8 / 1.5; at k = 16, 3.0 against 1.4)
+        f.reduce(x.reshape(-1, k), axis=1, out=flat_out)
+        return out
     # one transposing copy makes every column a contiguous run; then k - 1 fast passes
     columns = np.ascontiguousarray(np.moveaxis(x.reshape(-1, k), 1, 0))
     acc = flat_out

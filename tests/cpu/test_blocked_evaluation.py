@@ -175,3 +175,16 @@ def test_blas_is_single_threaded_only_while_workers_run() -> None:
             assert set(blas_threads_now()) <= {1}
         assert set(blas_threads_now()) <= {1}  # the first query still runs
     assert blas_threads_now() == before
+
+
+def test_squares_equal_the_reference_power() -> None:
+    # the kernel squares by multiplying; the reference calls numpy's power: the same numbers
+    x = build.input_("x", Role.ATTRIBUTE, (3, 40), F32)
+    two = build.constant(np.array([2.0], np.float32))
+    program = Program({"sq": build.join("pow", x, two), "cube": build.join("pow", x, build.scalar(3.0, F32))})
+    values = np.random.default_rng(9).standard_normal((300, 3, 40)).astype(np.float32) * 1e3
+    values[0, 0, :3] = [np.nan, np.inf, -0.0]
+    got = NumpyProgram(program).run({"x": values}, 300)
+    want = _reference(program, {"x": values}, 300)
+    np.testing.assert_array_equal(got["sq"], want["sq"])
+    np.testing.assert_array_equal(got["cube"], want["cube"])
