@@ -37,13 +37,13 @@ log = logging.getLogger(__name__)
 
 Array = npt.NDArray[Any]
 
-# Bytes of per-document intermediates one block may hold (counting every per-document node,
-# an upper bound on what is alive at once); each worker holds its own block. Measured on a
-# 2-core EPYC with two workers, best of 8 to 40 interleaved runs at 100,000 documents: 6 MiB
-# gave mlp_rank 1.62 M docs/s (4 MiB 1.54, 8 MiB 1.53, 16 MiB 1.17) and dot_ffn 417 k docs/s
-# (4 MiB 331 k, 8 MiB 404 k, 16 MiB 381 k): large enough for efficient GEMMs, small enough
-# for two workers' blocks to stay in cache. TENSORRANK_BLOCK_BYTES overrides it.
-DEFAULT_BLOCK_BYTES = 6 << 20
+# Bytes of computed values one block may hold at once (see _Plan._live_bytes_per_doc); each
+# worker holds its own block. Measured on a 2-core EPYC with two workers, best of 12
+# interleaved runs at 100,000 documents, for 3 / 4 / 6 / 12 MiB: mlp_rank 1.48 / 1.44 / 1.40 /
+# 1.33 M docs/s, dot_ffn 435 / 406 / 413 / 432 k docs/s (flat within the noise). Large enough
+# for efficient GEMMs, small enough for two workers' blocks to stay in cache.
+# TENSORRANK_BLOCK_BYTES overrides it.
+DEFAULT_BLOCK_BYTES = 3 << 20
 _VIEW_OPS = frozenset({Op.RESHAPE, Op.TRANSPOSE, Op.SLICE, Op.BROADCAST})
 _IN_PLACE_OPS = frozenset({Op.JOIN, Op.MAP})
 _PLACEABLE_OPS = frozenset({Op.JOIN, Op.MAP, Op.MATMUL})  # kernels that write into any strided target
@@ -88,9 +88,15 @@ def _matmul_flops_per_doc(doc: list[Node]) -> int:
     return sum(2 * node.size * node.inputs[0].shape[-1] for node in doc if node.op is Op.MATMUL)
 
 
-def block_rows(per_doc_bytes: int, block_bytes: int | None = None) -> int:
+# Rows per block and step at least: a step costs about 10 us of Python and numpy call overhead
+# whatever the rows, so a program of many small steps needs larger blocks (random_encoder,
+# 64 steps: 67 k docs/s in blocks of 256 rows, 137 k in blocks of 1,024, best of 5 runs).
+ROWS_PER_STEP = 16
+
+
+def block_rows(per_doc_bytes: int, block_bytes: int | None = None, steps: int = 0) -> int:
     budget = block_bytes or int(os.environ.get("TENSORRANK_BLOCK_BYTES", DEFAULT_BLOCK_BYTES))
-    rows = budget // max(per_doc_bytes, 1)
+    rows = max(budget // max(per_doc_bytes, 1), ROWS_PER_STEP * steps)
     return int(min(max(rows - rows % 64, 256), 1 << 16))
 
 
@@ -159,8 +165,7 @@ class _Plan:
                 if inp.per_document:
                     self._last_use[id(inp)] = i
         placement = self._place_concatenated(self._doc, self._outputs)
-        per_doc_bytes = sum(n.size * n.dtype.np_dtype.itemsize for n in self._doc)
-        self.block = block_rows(per_doc_bytes, block_bytes)
+        self.block = block_rows(self._live_bytes_per_doc(), block_bytes, len(self._doc))
         if _matmul_flops_per_doc(self._doc) < MIN_PARALLEL_FLOPS:
             # memory-bound: two workers only contend for memory bandwidth, while BLAS's own
             # threads split a matrix-vector product well (lightweight at 1,000,000 documents:
@@ -176,6 +181,21 @@ class _Plan:
         # fault on first touch); one pool per query in flight, each about one block's worth.
         self._pools: list[dict[int, Array]] = []
         self._pools_lock = threading.Lock()
+
+    def _live_bytes_per_doc(self) -> int:
+        """The most bytes per document that computed values hold at once: what a block's
+        buffers must fit (views and inputs own none; a value is freed where it dies)."""
+        live = peak = 0
+        held: dict[int, int] = {}
+        for i, node in enumerate(self._doc):
+            if node.op not in _VIEW_OPS and node.op is not Op.INPUT:
+                held[id(node)] = node.size * node.dtype.np_dtype.itemsize
+                live += held[id(node)]
+            peak = max(peak, live)
+            for x in node.inputs:
+                if self._last_use.get(id(x)) == i and id(x) not in self._outputs:
+                    live -= held.pop(id(x), 0)
+        return peak
 
     @staticmethod
     def _place_concatenated(doc: list[Node], outputs: set[int]) -> dict[int, tuple[Node, tuple[slice, ...]]]:

@@ -188,3 +188,13 @@ def test_squares_equal_the_reference_power() -> None:
     want = _reference(program, {"x": values}, 300)
     np.testing.assert_array_equal(got["sq"], want["sq"])
     np.testing.assert_array_equal(got["cube"], want["cube"])
+
+
+def test_blocks_are_sized_by_the_values_alive_at_once() -> None:
+    d = build.input_("d", Role.ATTRIBUTE, (8,), F32)
+    e = build.map_("exp", d)  # 32 bytes per document
+    n = build.map_("neg", e)  # 32 more while e is alive, then e dies
+    s = build.reduce(build.join("mul", n, n), "sum", [0], False)  # 32 + 4, then 4
+    plan = NumpyProgram(Program({"s": s}), block_bytes=64 * 1000).plan(10_000)
+    assert plan._live_bytes_per_doc() == 64
+    assert plan.block == 960  # 64,000 bytes / 64, rounded down to a multiple of 64
