@@ -16,7 +16,7 @@ import os
 import threading
 from collections import Counter
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 
 import numpy as np
@@ -244,13 +244,15 @@ class _Plan:
         starts = iter(range(0, n_docs, block))
         starts_lock = threading.Lock()
 
+        stopped = threading.Event()  # a worker failed: the others stop before their next block
+
         def work() -> None:
             pool = self._take_pool()
             # overflow to inf and NaN from invalid operations are results here, as in onnxruntime;
             # one errstate per worker, not one per kernel call (it costs microseconds)
             try:
                 with np.errstate(all="ignore"):
-                    while True:
+                    while not stopped.is_set():
                         check_deadline()
                         with starts_lock:
                             start = next(starts, None)
@@ -260,6 +262,9 @@ class _Plan:
                         env = self._block(values, shared, pool, start, stop)
                         for name, nid in per_doc_outputs:
                             out[name][start:stop] = env[nid]
+            except BaseException:
+                stopped.set()
+                raise
             finally:
                 self._give_pool(pool)
 
@@ -270,6 +275,7 @@ class _Plan:
             executor = _shared_executor(workers)
             # each worker runs in a copy of the caller's context, so that it sees the query's deadline
             futures = [executor.submit(contextvars.copy_context().run, work) for _ in range(workers)]
+            wait(futures)  # no worker still runs when the query returns or fails
             for future in futures:
                 future.result()  # re-raises a worker's error, a passed deadline among them
         return out

@@ -7,6 +7,8 @@ the same result however the documents are cut.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -133,19 +135,32 @@ def test_short_trailing_reductions_match_numpy(k: int) -> None:
     (3, 5000, 64 << 10),  # more workers than cores, blocks pulled in any order
     (2, 3000, 1 << 30),  # one block: the caller's thread alone
 ])
-def test_parallel_workers_equal_the_reference(workers: int, n: int, block_bytes: int) -> None:
+def test_parallel_workers_equal_the_reference(workers: int, n: int, block_bytes: int,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    _parallel_even_for_little_gemm_work(monkeypatch)
     program, _ = _mlp()
     rng = np.random.default_rng(4)
     feeds = {"doc": rng.standard_normal((n, 1, 8)).astype(np.float32),
              "q": rng.standard_normal((1, 8)).astype(np.float32)}
-    got = NumpyProgram(program, block_bytes=block_bytes, workers=workers).run(feeds, n)
+    prog = NumpyProgram(program, block_bytes=block_bytes, workers=workers)
+    got = prog.run(feeds, n)
+    assert prog.plan(n).workers == workers
     want = _reference(program, feeds, n)
     for k in want:
         np.testing.assert_allclose(got[k], want[k], rtol=1e-5, atol=1e-6, err_msg=k)
 
 
-def test_a_passed_deadline_stops_every_worker() -> None:
+def _parallel_even_for_little_gemm_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    # _mlp is small enough to count as memory-bound, which would keep it on one worker
+    from cpu_fallback import backend
+
+    monkeypatch.setattr(backend, "MIN_PARALLEL_FLOPS", 0)
+
+
+def test_a_passed_deadline_stops_every_worker(monkeypatch: pytest.MonkeyPatch) -> None:
     import time
+
+    _parallel_even_for_little_gemm_work(monkeypatch)
 
     from tensor_ir.cancel import DeadlineExceeded, deadline
 
@@ -155,6 +170,7 @@ def test_a_passed_deadline_stops_every_worker() -> None:
     feeds = {"doc": rng.standard_normal((n, 1, 8)).astype(np.float32),
              "q": rng.standard_normal((1, 8)).astype(np.float32)}
     prog = NumpyProgram(program, block_bytes=1, workers=2)
+    assert prog.plan(n).workers == 2
     # the deadline lives in a context variable: the workers must see the caller's
     with deadline(time.monotonic() - 1), pytest.raises(DeadlineExceeded):
         prog.run(feeds, n)
@@ -198,3 +214,38 @@ def test_blocks_are_sized_by_the_values_alive_at_once() -> None:
     plan = NumpyProgram(Program({"s": s}), block_bytes=64 * 1000).plan(10_000)
     assert plan._live_bytes_per_doc() == 64
     assert plan.block == 960  # 64,000 bytes / 64, rounded down to a multiple of 64
+
+
+def test_a_failing_worker_stops_the_others_before_the_query_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from cpu_fallback import backend
+
+    _parallel_even_for_little_gemm_work(monkeypatch)
+    program, _ = _mlp()
+    n = 20_000
+    rng = np.random.default_rng(6)
+    feeds = {"doc": rng.standard_normal((n, 1, 8)).astype(np.float32),
+             "q": rng.standard_normal((1, 8)).astype(np.float32)}
+    prog = NumpyProgram(program, block_bytes=1, workers=2)  # 256-row blocks: 79 of them
+    assert prog.plan(n).workers == 2
+    original = backend._Plan._block
+    calls: list[int] = []
+    lock = threading.Lock()
+
+    def failing(self: Any, values: Any, shared: Any, pool: Any, start: int, stop: int) -> Any:
+        with lock:
+            calls.append(start)
+        if start == 256 * 3:
+            raise MemoryError("no room for the block")
+        return original(self, values, shared, pool, start, stop)
+
+    monkeypatch.setattr(backend._Plan, "_block", failing)
+    with pytest.raises(MemoryError, match="no room"):
+        prog.run(feeds, n)
+    seen = len(calls)
+    assert seen < 20  # the other worker stopped at its next block, not after all 79
+    import time
+
+    time.sleep(0.05)
+    assert len(calls) == seen  # and nothing ran on after the query failed
