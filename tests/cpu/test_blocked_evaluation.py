@@ -47,6 +47,12 @@ def _mlp() -> tuple[Program, dict[str, Node]]:
     return Program({"s1": s1, "s2": s2, "h": h}), {"doc": doc, "q": q}
 
 
+def _mlp_feeds(n: int, seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {"doc": rng.standard_normal((n, 1, 8)).astype(np.float32),
+            "q": rng.standard_normal((1, 8)).astype(np.float32)}
+
+
 @pytest.mark.parametrize("block_bytes", [1, 64 << 10, 1 << 30])
 def test_blocked_equals_reference(block_bytes: int) -> None:
     program, _ = _mlp()
@@ -107,9 +113,7 @@ def test_a_passed_deadline_stops_evaluation() -> None:
 
     program, _ = _mlp()
     n = 2000
-    rng = np.random.default_rng(3)
-    feeds = {"doc": rng.standard_normal((n, 1, 8)).astype(np.float32),
-             "q": rng.standard_normal((1, 8)).astype(np.float32)}
+    feeds = _mlp_feeds(n, 3)
     prog = NumpyProgram(program, block_bytes=1)
     with deadline(time.monotonic() - 1), pytest.raises(DeadlineExceeded):
         prog.run(feeds, n)
@@ -139,9 +143,7 @@ def test_parallel_workers_equal_the_reference(workers: int, n: int, block_bytes:
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     _parallel_even_for_little_gemm_work(monkeypatch)
     program, _ = _mlp()
-    rng = np.random.default_rng(4)
-    feeds = {"doc": rng.standard_normal((n, 1, 8)).astype(np.float32),
-             "q": rng.standard_normal((1, 8)).astype(np.float32)}
+    feeds = _mlp_feeds(n, 4)
     prog = NumpyProgram(program, block_bytes=block_bytes, workers=workers)
     got = prog.run(feeds, n)
     assert prog.plan(n).workers == workers
@@ -166,9 +168,7 @@ def test_a_passed_deadline_stops_every_worker(monkeypatch: pytest.MonkeyPatch) -
 
     program, _ = _mlp()
     n = 5000
-    rng = np.random.default_rng(5)
-    feeds = {"doc": rng.standard_normal((n, 1, 8)).astype(np.float32),
-             "q": rng.standard_normal((1, 8)).astype(np.float32)}
+    feeds = _mlp_feeds(n, 5)
     prog = NumpyProgram(program, block_bytes=1, workers=2)
     assert prog.plan(n).workers == 2
     # the deadline lives in a context variable: the workers must see the caller's
@@ -224,9 +224,7 @@ def test_a_failing_worker_stops_the_others_before_the_query_fails(monkeypatch: p
     _parallel_even_for_little_gemm_work(monkeypatch)
     program, _ = _mlp()
     n = 20_000
-    rng = np.random.default_rng(6)
-    feeds = {"doc": rng.standard_normal((n, 1, 8)).astype(np.float32),
-             "q": rng.standard_normal((1, 8)).astype(np.float32)}
+    feeds = _mlp_feeds(n, 6)
     prog = NumpyProgram(program, block_bytes=1, workers=2)  # 256-row blocks: 79 of them
     assert prog.plan(n).workers == 2
     original = backend._Plan._block
