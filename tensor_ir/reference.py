@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import ml_dtypes
 import numpy as np
 import numpy.typing as npt
 
-from tensor_ir.dtypes import CellType, compute_type
+from tensor_ir.casts import cast_cells
+from tensor_ir.casts import widen as _wide
 from tensor_ir.errors import EvaluationError
 from tensor_ir.ir import Node, Op
 
@@ -156,11 +156,6 @@ def with_doc_axis(value: Array, node: Node, n: int) -> Array:
     return np.broadcast_to(value, (n, *value.shape))
 
 
-def _wide(value: Array, ct: CellType) -> Array:
-    wide = compute_type(ct)
-    return value if wide is ct else value.astype(wide.np_dtype)
-
-
 def _off(node: Node) -> int:
     return 1 if node.per_document else 0
 
@@ -196,68 +191,11 @@ def _k_select(node: Node, args: list[Array], n: int) -> Array:
     return np.asarray(np.where(c, a, b)).astype(node.dtype.np_dtype, copy=False)
 
 
-_SATURATING_FLOAT8 = frozenset(
-    {CellType.FLOAT8E4M3FN, CellType.FLOAT8E4M3FNUZ, CellType.FLOAT8E5M2, CellType.FLOAT8E5M2FNUZ}
-)
-
-
 def _k_cast(node: Node, args: list[Array], n: int) -> Array:
-    """ONNX Cast. Out-of-range conversions follow numpy / ml_dtypes `astype`, as the ONNX
-    reference does: integers wrap (two's complement), float to int truncates toward zero
-    (and wraps for the 4- and 2-bit ints). Only float8 targets saturate, and float8e8m0
-    has its own rounding."""
+    """ONNX Cast, by the rules of tensor_ir.casts (the same on every host)."""
     (x,) = args
-    src = node.inputs[0].dtype
-    to = node.dtype
-    if to.is_bool:
-        return np.asarray(_wide(x, src) != 0)
-    value = _wide(x, src) if src.is_narrow else x
-    with np.errstate(all="ignore"):
-        if to is CellType.FLOAT8E8M0:
-            return _to_e8m0(value.astype(np.float32), bool(node.attrs["saturate"]),
-                            str(node.attrs.get("round_mode", "up")))
-        if to in _SATURATING_FLOAT8 and node.attrs["saturate"] and not src.is_bool:
-            # clip before rounding: values that would round past the largest finite
-            # value (and +-inf) become +-max; NaN stays NaN
-            fi = ml_dtypes.finfo(to.np_dtype)  # type: ignore[no-untyped-call]
-            if value.dtype.kind != "f":
-                value = value.astype(np.float64)  # exact for every int up to 32 bits
-            elif value.dtype.itemsize < 4:
-                value = value.astype(np.float32)
-            value = np.clip(value, float(fi.min), float(fi.max))
-        return np.asarray(value).astype(to.np_dtype)
-
-
-_E8M0_MIN = 2.0**-127
-_E8M0_MAX = 2.0**127
-
-
-def _to_e8m0(f: Array, saturate: bool, round_mode: str) -> Array:
-    """float32 -> float8e8m0, the power of two 2^(code - 127) for codes 0..254 (255 is NaN).
-
-    Inside [2^-127, 2^127] the value's binary exponent is rounded up, down, or to the
-    nearer power (halfway, 1.5 * 2^e, goes up). Outside it (zero, negatives and subnormals
-    below 2^-127 included) a saturating cast gives the nearer end and a non-saturating one
-    NaN, as the spec's table and onnxruntime have it (the ONNX reference reads exponent
-    bits instead, and gets subnormals and out-of-range non-saturating casts wrong)."""
-    x = f.astype(np.float64)
-    mant, exp = np.frexp(np.where((x > 0) & np.isfinite(x), x, 1.0))  # x = mant * 2^exp, mant in [0.5, 1)
-    e = exp.astype(np.int64) - 1
-    m = mant * 2.0
-    if round_mode == "up":
-        e += m > 1.0
-    elif round_mode == "nearest":
-        e += m >= 1.5
-    code = e + 127
-    low = ~(x >= _E8M0_MIN)  # NaN too; overridden below
-    high = x > _E8M0_MAX
-    if saturate:
-        code = np.where(low, 0, np.where(high, 254, np.minimum(code, 254)))
-    else:
-        code = np.where(low | high | (code > 254), 255, code)
-    code = np.where(np.isnan(x), 255, code)
-    result: Array = code.astype(np.uint8).view(ml_dtypes.float8_e8m0fnu)
-    return result
+    return cast_cells(x, node.inputs[0].dtype, node.dtype, bool(node.attrs["saturate"]),
+                      str(node.attrs.get("round_mode", "up")))
 
 
 def _k_reduce(node: Node, args: list[Array], n: int) -> Array:
