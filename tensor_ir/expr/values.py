@@ -54,6 +54,11 @@ def with_cell(v: TValue, cell: CellType) -> TValue:
     return TValue(build.cast(v.node, cell), TensorType(cell, v.type.dims))
 
 
+def as_double(v: TValue) -> TValue:
+    """Vespa has no rank-0 tensor of another cell type: every number is a double."""
+    return with_cell(v, CellType.FLOAT64) if v.is_scalar else v
+
+
 _SCALARS: dict[str, TValue] = {}  # by float.hex(): keeps 0.0 and -0.0 apart
 
 
