@@ -30,13 +30,14 @@ from server.store.values import FieldSpec
 from server.wire import WireError, decode_tensor, type_string
 from tensor_ir import cancel
 from tensor_ir.backend import Backend
+from tensor_ir.errors import TensorRankError
 from tensor_ir.expr.profile import CompiledProfile
 from tensor_ir.expr.types import TensorType, TypeSyntaxError, parse_type
 
 log = logging.getLogger(__name__)
 
 
-class RequestError(Exception):
+class RequestError(TensorRankError):
     """A request the engine refuses; the subclass says which kind of refusal."""
 
 

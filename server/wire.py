@@ -10,10 +10,11 @@ import numpy.typing as npt
 
 from proto.tensorrank.v1 import ranking_pb2 as pb
 from tensor_ir.dtypes import CellType
+from tensor_ir.errors import TensorRankError
 from tensor_ir.expr.types import TensorType, TypeSyntaxError, parse_type
 
 
-class WireError(ValueError):
+class WireError(TensorRankError, ValueError):
     """A tensor whose type or bytes are wrong; the message says which and how."""
 
 

@@ -11,10 +11,12 @@ import time
 from collections.abc import Iterator
 from contextvars import ContextVar
 
+from tensor_ir.errors import TensorRankError
+
 _deadline: ContextVar[float | None] = ContextVar("tensorrank_deadline", default=None)
 
 
-class DeadlineExceeded(Exception):
+class DeadlineExceeded(TensorRankError):
     """Evaluation stopped because the caller's deadline passed."""
 
 

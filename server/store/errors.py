@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from tensor_ir.errors import TensorRankError
 
-class FeedError(ValueError):
+
+class FeedError(TensorRankError, ValueError):
     """A feed operation that was refused: says which document, which field and what was wrong.
 
     A refused operation changes nothing; the other operations of the same feed go on.
@@ -17,5 +19,5 @@ class FeedError(ValueError):
         super().__init__(": ".join([*parts, message]))
 
 
-class StoreError(RuntimeError):
+class StoreError(TensorRankError, RuntimeError):
     """The store cannot be opened or written: the data directory, the database or the schema."""

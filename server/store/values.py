@@ -22,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from tensor_ir.dtypes import CellType
+from tensor_ir.errors import TensorRankError
 from tensor_ir.expr.profile import FieldDef
 from tensor_ir.expr.tensor_json import TensorValueError, tensor_from_json
 from tensor_ir.expr.types import TensorType
@@ -45,7 +46,7 @@ _SCALAR_NAMES = {
 _F32_MAX = float(np.finfo(np.float32).max)
 
 
-class FieldValueError(ValueError):
+class FieldValueError(TensorRankError, ValueError):
     """A value that does not fit its field; the caller adds the document id and field name."""
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tensor_ir.errors import TensorRankError
+
 
 @dataclass(frozen=True)
 class Location:
@@ -15,7 +17,7 @@ class Location:
         return f"{self.file}:{self.line}:{self.column}"
 
 
-class RankingError(Exception):
+class RankingError(TensorRankError):
     """An error in a schema, rank profile or ranking expression."""
 
     def __init__(self, message: str, location: Location | None = None) -> None:

@@ -14,10 +14,11 @@ import numpy as np
 import numpy.typing as npt
 
 from tensor_ir.dtypes import CellType
+from tensor_ir.errors import TensorRankError
 from tensor_ir.expr.types import TensorType, TypeSyntaxError, parse_type
 
 
-class TensorValueError(ValueError):
+class TensorValueError(TensorRankError, ValueError):
     pass
 
 

@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 
 from tensor_ir.dtypes import CellType
+from tensor_ir.errors import TensorRankError
 
 _SCALARS = {
     "double": CellType.FLOAT64,
@@ -23,7 +24,7 @@ _TENSOR = re.compile(r"^\s*tensor\s*(?:<\s*(\w+)\s*>)?\s*\((.*)\)\s*$", re.S)
 _DIM = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(\[\s*(\d*)\s*\]|\{\s*\})\s*$")
 
 
-class TypeSyntaxError(ValueError):
+class TypeSyntaxError(TensorRankError, ValueError):
     pass
 
 

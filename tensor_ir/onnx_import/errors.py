@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from tensor_ir.errors import TensorRankError
 
-class ModelImportError(Exception):
+
+class ModelImportError(TensorRankError):
     def __init__(
         self,
         message: str,

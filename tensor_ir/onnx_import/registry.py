@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 
 import onnx.defs
 
+from tensor_ir.errors import TensorRankError
+
 if TYPE_CHECKING:
     from tensor_ir.ir import Node
     from tensor_ir.onnx_import.context import NodeContext
@@ -21,7 +23,7 @@ Converter = Callable[["NodeContext"], "Sequence[Node | None]"]
 _REGISTRY: dict[tuple[str, str], dict[int, Converter]] = {}
 
 
-class RegistryError(Exception):
+class RegistryError(TensorRankError):
     pass
 
 
