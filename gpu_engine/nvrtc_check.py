@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from gpu_engine.render import HELPERS, NVRTC_OPTIONS, KernelSource, render_group
+from tensor_ir.errors import TensorRankError
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ _REDUCTION_BLOCK = 512
 DEFAULT_ARCH = "90"
 
 
-class NvrtcError(RuntimeError):
+class NvrtcError(TensorRankError, RuntimeError):
     def __init__(self, message: str, log_text: str, source: str) -> None:
         super().__init__(f"{message}\n{log_text}")
         self.log_text = log_text

@@ -20,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from gpu_engine.render import C_TYPES, HELPERS, KernelSource
+from gpu_engine.expressions import C_TYPES
+from gpu_engine.render import HELPERS, KernelSource
 
 PRELUDE = r"""
 #include <math.h>

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from gpu_engine.render import GPU_CELL_TYPES, can_fuse
+from gpu_engine.expressions import GPU_CELL_TYPES, can_fuse
 from tensor_ir import build
 from tensor_ir.conformance import _as_array, _bindings, load_cases
 from tensor_ir.dtypes import CellType

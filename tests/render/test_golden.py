@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from gpu_engine.render import HELPERS, KernelSource, can_fuse, render_group
+from gpu_engine.expressions import can_fuse
+from gpu_engine.render import HELPERS, KernelSource, render_group
 from tensor_ir import build
 from tensor_ir.dtypes import CellType
 from tensor_ir.ir import Node, Role

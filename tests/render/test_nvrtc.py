@@ -17,7 +17,8 @@ import pytest
 
 from gpu_engine import nvrtc_check
 from gpu_engine.backend import CupyBackend
-from gpu_engine.render import C_TYPES, KernelSource, can_fuse, render_group
+from gpu_engine.expressions import C_TYPES, can_fuse
+from gpu_engine.render import KernelSource, render_group
 from tensor_ir import build
 from tensor_ir.dtypes import CellType
 from tensor_ir.ir import Role
