@@ -183,7 +183,7 @@ def machine() -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="tensorrank bench", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--models", default="mlp_rank,dot_ffn,lightweight,transformer")
     p.add_argument("--sizes", default="1000,10000,100000,1000000")
     p.add_argument("--repeats", type=int, default=20)

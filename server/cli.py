@@ -112,12 +112,6 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_bench(args: argparse.Namespace) -> int:
-    from bench.compare import main as bench_main
-
-    return bench_main(list(args.bench_args))
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tensorrank", description="GPU-backed tensor ranking service")
     p.add_argument("--log-level", default="WARNING")
@@ -138,11 +132,6 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-v", "--verbose", action="store_true", help="print why each case did not pass")
     s.set_defaults(func=cmd_conformance)
 
-    s = sub.add_parser("bench", help="tensorrank against onnxruntime on the benchmark models (bench/compare.py)",
-                       add_help=False)
-    s.add_argument("bench_args", nargs=argparse.REMAINDER, help="arguments of python -m bench.compare")
-    s.set_defaults(func=cmd_bench)
-
     from server.cli_serve import register as register_serve  # serve
     register_serve(sub)
 
@@ -153,11 +142,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["bench"]:
-        # everything after `bench` belongs to the benchmark's own parser (options included)
-        from bench.compare import main as bench_main
-
-        return bench_main(argv[1:])
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return int(args.func(args))
