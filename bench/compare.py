@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -28,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from bench.machine import describe, summary
 from bench.models import FIELD_OF, MODELS, QUERY_OF, SEED, TOKENS, write_package
 
 # In its turn a contender runs untimed for at least WARM_S seconds (and once at least), then
@@ -106,7 +106,8 @@ def bench_model(name: str, sizes: list[int], repeats: int, root: Path, gpu: bool
                 ) -> list[dict[str, Any]]:
     from cpu_fallback import NumpyBackend
     from server.application.package import Application
-    from server.ranking import Ranker, ShardView
+    from server.ranking import Ranker
+    from server.store.view import ShardView
 
     model = MODELS[name]
     app_dir = write_package(model, root)
@@ -171,17 +172,6 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(out)
 
 
-def machine() -> dict[str, Any]:
-    import onnx
-    import onnxruntime
-
-    return {
-        "python": platform.python_version(), "numpy": np.__version__, "onnx": onnx.__version__,
-        "onnxruntime": onnxruntime.__version__, "cpus": os.cpu_count(), "machine": platform.machine(),
-        "processor": platform.processor(), "date": time.strftime("%Y-%m-%d"),
-    }
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--models", default="mlp_rank,dot_ffn,lightweight,transformer")
@@ -194,17 +184,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--markdown")
     args = p.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
+    info = describe()
+    print(f"machine: {summary(info)}", flush=True)
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models.split(","):
             if name not in MODELS:
                 print(f"unknown model '{name}' (models: {', '.join(MODELS)})", file=sys.stderr)
                 return 2
+            reason = MODELS[name].missing()
+            if reason is not None:
+                print(f"skipped: {reason}", file=sys.stderr)
+                continue
             model_sizes = [s for s in sizes if name != "transformer" or s <= 100_000]
             rows += bench_model(name, model_sizes, args.repeats, Path(tmp), args.gpu, args.budget)
     table = markdown(rows)
     print(table)
-    info = machine()
     if args.json:
         Path(args.json).write_text(json.dumps({"machine": info, "rows": rows, "tokens": TOKENS}, indent=1))
     if args.markdown:

@@ -21,10 +21,8 @@ Usage: python -m bench.feed_bench [--docs 200000] [--restart-docs 1000000] [--ba
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
 import shutil
 import sqlite3
 import sys
@@ -36,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from bench.machine import describe, summary
 from cpu_fallback.backend import NumpyBackend
 from server.store import DocumentStore, read_feed
 from tensor_ir.expr.errors import Location
@@ -85,16 +84,6 @@ def _load() -> str:
         return " ".join(f"{x:.1f}" for x in os.getloadavg())
     except OSError:
         return "n/a"
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -165,10 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.dir:
             shutil.rmtree(root, ignore_errors=True)
 
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    env = (f"{_cpu_model()}, {usable} of {os.cpu_count()} cores usable; Python {platform.python_version()}, "
-           f"numpy {np.__version__}, SQLite {sqlite3.sqlite_version}; "
-           f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC; "
+    env = (f"{summary(describe())}; SQLite {sqlite3.sqlite_version}; "
            f"load average before {load_before}, after {_load()}")
     md = ["| mode | documents | docs/s | wall s | process CPU s |", "| --- | ---: | ---: | ---: | ---: |"]
     md += [f"| {m} | {n:,} | {n / w:,.0f} | {w:.2f} | {c:.2f} |" for m, n, w, c, _ in rows]

@@ -34,6 +34,13 @@ class BenchModel:
     schema: str  # the .sd text
     make: Callable[[Path], None]
     integer_docs: bool = False
+    source: Path | None = None  # a model file from outside the repository, when it is one
+
+    def missing(self) -> str | None:
+        """Why this model cannot be written here, or None when it can."""
+        if self.source is not None and not self.source.is_file():
+            return f"{self.name} needs {self.source}, from ../shared beside the repository, which is absent"
+        return None
 
 
 def _weights(rng: np.random.Generator, *shape: int) -> np.ndarray:
@@ -165,6 +172,7 @@ MODELS: dict[str, BenchModel] = {
                 {"input_ids": "attribute(tokens)", "attention_mask": "attribute(mask)"}),
         make_transformer,
         integer_docs=True,
+        source=VESPA_MODELS / "random_encoder.onnx",
     ),
 }
 
@@ -180,6 +188,9 @@ QUERY_OF = {"mlp_rank": {"query": "q"}, "dot_ffn": {"query": "q"}, "lightweight"
 
 def write_package(model: BenchModel, root: Path) -> Path:
     """An application package for `model` under root/NAME; returns its path."""
+    reason = model.missing()
+    if reason is not None:
+        raise FileNotFoundError(reason)
     app = root / model.name
     (app / "schemas").mkdir(parents=True, exist_ok=True)
     (app / "models").mkdir(parents=True, exist_ok=True)
@@ -191,7 +202,8 @@ def write_package(model: BenchModel, root: Path) -> Path:
 def main(argv: list[str]) -> int:
     out = Path(argv[0] if argv else "bench_models")
     for m in MODELS.values():
-        print(write_package(m, out))
+        reason = m.missing()
+        print(f"skipped: {reason}" if reason else write_package(m, out))
     return 0
 
 

@@ -27,7 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     from cpu_fallback import NumpyBackend
     from server.application.package import Application
-    from server.ranking import Ranker, ShardView
+    from server.ranking import Ranker
+    from server.store.view import ShardView
 
     with tempfile.TemporaryDirectory() as tmp:
         app = Application.load(write_package(MODELS["mlp_rank"], Path(tmp)))

@@ -20,10 +20,8 @@ and a p99 of fewer than 100 samples is close to the maximum.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
 import shutil
 import signal
 import subprocess
@@ -36,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from bench.machine import describe
 from bench.models import MODELS, SEED, write_package
 
 DIM = 64
@@ -77,7 +76,8 @@ def populate(app: Path, data: Path, emb: np.ndarray) -> None:
 def in_process(app: Path, emb: np.ndarray, device: str, repeats: int) -> list[float]:
     """Seconds per Ranker.rank of the query over `emb`, after one warm-up."""
     from server.application.package import Application
-    from server.ranking import Ranker, ShardView
+    from server.ranking import Ranker
+    from server.store.view import ShardView
 
     backend = _backend(device)
     ranker = Ranker(Application.load(app).profile("mlp_rank", "bench"), backend)
@@ -184,18 +184,8 @@ def _ms(values: list[float], q: float, scale: float = 1000.0) -> float:
 def _environment(device: str) -> dict[str, Any]:
     import grpc
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     env: dict[str, Any] = {
-        "cpu": cpu, "cores": len(os.sched_getaffinity(0)), "load_average": os.getloadavg()[0],
-        "python": platform.python_version(), "numpy": np.__version__, "grpcio": grpc.__version__,
-        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"), "device": device,
+        **describe(), "load_average": os.getloadavg()[0], "grpcio": grpc.__version__, "device": device,
     }
     if device == "gpu":
         import cupy

@@ -24,6 +24,7 @@ import numpy.typing as npt
 
 from server.application.package import Application
 from server.metrics import Metrics
+from server.query_inputs import query_names
 from server.ranking import Ranker, RankResult
 from server.store import DocType, Document, DocumentStore, FeedError, FeedResult, parse_document_id
 from server.store.values import FieldSpec
@@ -203,19 +204,11 @@ class Engine:
         return r
 
     def decode_query(self, ref: ProfileRef, given: Mapping[str, RawTensor]) -> dict[str, npt.NDArray[Any]]:
-        """The query's tensors as arrays of the profile's input types; keys `query(q)` or `q`."""
+        """The query's tensors as arrays of the profile's input types; keys `query(q)` or `q`
+        (server.query_inputs checks the names here, and the values when the ranker takes them)."""
         inputs = ref.profile.query_inputs
-        out: dict[str, npt.NDArray[Any]] = {}
-        for key, t in given.items():
-            name = key[len("query("):-1] if key.startswith("query(") and key.endswith(")") else key
-            spec = inputs.get(name)
-            if spec is None:
-                known = ", ".join(f"query({n}) {inputs[n].type}" for n in sorted(inputs)) or "none"
-                raise BadRequest(f"rank profile '{ref.name}' has no input query({name}) (inputs: {known})")
-            if name in out:
-                raise BadRequest(f"query({name}) is given twice (as 'query({name})' and '{name}')")
-            out[name] = decode_tensor(t, spec.type, f"query({name})")  # type: ignore[arg-type]
-        return out
+        return {name: decode_tensor(given[key], inputs[name].type, f"query({name})")  # type: ignore[arg-type]
+                for name, key in query_names(ref.profile, given).items()}
 
     # ------------------------------------------------------------------ ranking
 

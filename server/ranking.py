@@ -14,25 +14,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from server.query_inputs import query_values
+from server.store.view import ShardView
 from tensor_ir.backend import Backend, CompiledProgram, run_tail
 from tensor_ir.expr.errors import RankingError
-from tensor_ir.expr.profile import FIRST_PHASE, SECOND_PHASE, CompiledProfile, QueryInput
+from tensor_ir.expr.profile import FIRST_PHASE, SECOND_PHASE, CompiledProfile
 from tensor_ir.ir import Role
 from tensor_ir.passes.monotone_tail import split_monotone_tail
 from tensor_ir.program import Program
-
-
-@dataclass
-class ShardView:
-    """What ranking reads of a shard: ids, attribute columns [n, *shape], live rows."""
-
-    ids: Sequence[str]
-    columns: Mapping[str, Any]
-    live: npt.NDArray[np.bool_] | None = None
-
-    @property
-    def size(self) -> int:
-        return len(self.ids)
 
 
 @dataclass
@@ -50,43 +39,6 @@ class RankResult:
     documents: int
     scored_ids: list[str] = field(default_factory=list)
     scores: npt.NDArray[np.float64] | None = None
-
-
-def _query_values(profile: CompiledProfile, given: Mapping[str, Any],
-                  needed: set[str] | None = None) -> dict[str, npt.NDArray[Any]]:
-    """Values of the profile's query inputs; `needed` (program input names) limits which
-    inputs must have a value: one declared but unused may be left out."""
-    out: dict[str, npt.NDArray[Any]] = {}
-    names = {}
-    for key in given:
-        name = key[len("query("):-1] if key.startswith("query(") and key.endswith(")") else key
-        if name not in profile.query_inputs:
-            known = ", ".join(f"query({n})" for n in sorted(profile.query_inputs)) or "none"
-            raise RankingError(f"rank profile '{profile.name}' has no input query({name}) (inputs: {known})")
-        names[name] = key
-    for name, spec in profile.query_inputs.items():
-        if name not in names and spec.default is None and needed is not None and f"query({name})" not in needed:
-            continue
-        out[f"query({name})"] = _query_value(spec, given[names[name]] if name in names else None, profile.name)
-    return out
-
-
-def _query_value(spec: QueryInput, value: Any, profile: str) -> npt.NDArray[Any]:
-    if value is None:
-        if spec.default is None:
-            raise RankingError(f"query({spec.name}) of type {spec.type} is required by rank profile '{profile}' "
-                               "and has no default")
-        return np.asarray(spec.default, dtype=spec.type.cell.np_dtype).reshape(spec.type.shape)
-    arr = np.asarray(value)
-    size = int(np.prod(spec.type.shape, dtype=np.int64))
-    # the type's own shape, or its cells flat in Vespa's order (dimensions sorted by name);
-    # any other shape of the same size would be reshaped into the wrong cells
-    if arr.shape != spec.type.shape and arr.shape != (size,):
-        raise RankingError(f"query({spec.name}) needs {spec.type}: shape {list(spec.type.shape)} or {size} cells "
-                           f"flat, got shape {list(arr.shape)}")
-    if arr.dtype.kind not in "biuf" and arr.dtype != spec.type.cell.np_dtype:
-        raise RankingError(f"query({spec.name}) needs numbers, got values of type {arr.dtype}")
-    return arr.astype(spec.type.cell.np_dtype).reshape(spec.type.shape)
 
 
 class Ranker:
@@ -143,7 +95,7 @@ class Ranker:
         rows: Sequence[int] | None = None,
         all_scores: bool = False,
     ) -> RankResult:
-        qv = _query_values(self.profile, query, self.needed)
+        qv = query_values(self.profile, query, self.needed)
         if rows is not None:
             subset: npt.NDArray[np.int64] | None = np.asarray(rows, dtype=np.int64)
             live = None

@@ -32,9 +32,9 @@ from typing import Any, cast
 import numpy as np
 import numpy.typing as npt
 
-from server.ranking import ShardView
 from server.store.errors import StoreError
 from server.store.values import FieldSpec
+from server.store.view import ShardView
 from tensor_ir.backend import Backend
 
 MIN_DEAD_TO_COMPACT = 1024

@@ -32,13 +32,13 @@ import numpy as np
 import numpy.typing as npt
 
 from server.application.package import Application
-from server.ranking import ShardView
 from server.store.docid import parse_document_id
 from server.store.durable import Durable
 from server.store.errors import FeedError, StoreError
 from server.store.operations import Operation, Put, Remove, Update, operation_id, parse_operation
 from server.store.shard import Shard, capacity_for
 from server.store.values import DocType, Unchecked, Value
+from server.store.view import ShardView
 from tensor_ir.backend import Backend
 from tensor_ir.expr.profile import FieldDef
 

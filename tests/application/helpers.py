@@ -12,13 +12,51 @@ import numpy as np
 import numpy.typing as npt
 import onnx
 import onnxruntime as ort
-from onnx import TensorProto, helper
+from onnx import TensorProto, helper, numpy_helper
 
 from cpu_fallback import NumpyBackend
 from server.application.package import Application
-from server.ranking import Ranker, RankResult, ShardView
+from server.ranking import Ranker, RankResult
+from server.store.view import ShardView
+from tests.shared_data import VESPA_MODELS as VESPA_MODELS  # the tests of this folder import it from here
 
-VESPA_MODELS = Path(__file__).resolve().parents[2].parent / "shared" / "vespa-models"
+
+def strange_names_model() -> onnx.ModelProto:
+    """The shape of Vespa's strange_names.onnx, made here so tests need no ../shared: inputs
+    `input:0` and `input/1` [2], outputs `foo/bar` = their sum and `-baz:0` = their difference."""
+    vi = helper.make_tensor_value_info
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["input:0", "input/1"], ["foo/bar"]),
+         helper.make_node("Sub", ["input:0", "input/1"], ["-baz:0"])],
+        "strange_names",
+        [vi("input:0", TensorProto.FLOAT, [2]), vi("input/1", TensorProto.FLOAT, [2])],
+        [vi("foo/bar", TensorProto.FLOAT, [2]), vi("-baz:0", TensorProto.FLOAT, [2])],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 12)])
+
+
+def mnist_softmax_model() -> onnx.ModelProto:
+    """The shape of Vespa's mnist_softmax.onnx (a TensorFlow export: weights listed as graph
+    inputs with initializers, opset 4): add:0[-1, 10] = Placeholder:0[-1, 784] x Variable:0 +
+    Variable_1:0, with weights of a fixed seed."""
+    rng = np.random.default_rng(784)
+    w = numpy_helper.from_array(rng.standard_normal((784, 10)).astype(np.float32), "Variable:0")
+    b = numpy_helper.from_array(rng.standard_normal(10).astype(np.float32), "Variable_1:0")
+    vi = helper.make_tensor_value_info
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["Placeholder:0", "Variable:0"], ["MatMul:0"]),
+         helper.make_node("Add", ["MatMul:0", "Variable_1:0"], ["add:0"])],
+        "mnist_softmax",
+        [vi("Variable_1:0", TensorProto.FLOAT, [10]), vi("Variable:0", TensorProto.FLOAT, [784, 10]),
+         vi("Placeholder:0", TensorProto.FLOAT, [-1, 784])],
+        [vi("add:0", TensorProto.FLOAT, [-1, 10])],
+        [b, w],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 4)], ir_version=3)
+
+
+# models the tests build themselves in place of the files of ../shared/vespa-models
+GENERATED = {"strange_names.onnx": strange_names_model, "mnist_softmax.onnx": mnist_softmax_model}
 
 
 def write_app(root: Path, schemas: Mapping[str, str], models: Mapping[str, Path | onnx.ModelProto] | None = None,

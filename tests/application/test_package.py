@@ -194,7 +194,8 @@ def test_ties_by_id_nan_last_live_mask_and_rows(tmp_path: Path) -> None:
     assert [h.row for h in result.hits] == [0, 1, 2, 3, 5, 6, 7, 4]
     app = load(tmp_path / "2", "rank-profile p { first-phase { expression: attribute(a) } }")
     from cpu_fallback import NumpyBackend
-    from server.ranking import Ranker, ShardView
+    from server.ranking import Ranker
+    from server.store.view import ShardView
 
     ids = [f"d{i}" for i in range(8)]
     live = np.array([True, True, True, True, True, False, True, True])  # row 5 (a=9) is removed

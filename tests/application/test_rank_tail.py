@@ -15,7 +15,8 @@ import tensor_ir.backend
 from cpu_fallback import NumpyBackend
 from gpu_engine.backend import CupyBackend
 from server.application.package import Application
-from server.ranking import Ranker, RankResult, ShardView
+from server.ranking import Ranker, RankResult
+from server.store.view import ShardView
 from tests.conftest import SEED
 
 from .helpers import OrtModel, write_app

@@ -17,9 +17,10 @@ import pytest
 
 from cpu_fallback import NumpyBackend
 from server.application.package import Application
-from server.ranking import Ranker, ShardView
+from server.ranking import Ranker
 from server.store import FeedError, document_types, read_feed
 from server.store.operations import Put, parse_operation
+from server.store.view import ShardView
 from tests.application.helpers import OrtModel
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

@@ -21,8 +21,9 @@ import pytest
 
 from cpu_fallback.backend import NumpyBackend
 from server.application.package import Application
-from server.ranking import Ranker, ShardView
+from server.ranking import Ranker
 from server.store import DocumentStore
+from server.store.view import ShardView
 from tests.conftest import SEED
 
 from .conftest import write_app

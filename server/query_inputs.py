@@ -1,0 +1,71 @@
+"""A rank profile's query inputs: the one place that checks what a query gives them.
+
+Names may be given as `query(q)` or `q`; an unknown or twice-given name, a missing input
+without a default, a value of the wrong shape or of no numbers is refused with a
+RankingError (INVALID_ARGUMENT) that names the input and the profile. The gRPC path
+resolves names here before it decodes tensors from the wire, and the ranker checks the
+values here; both therefore refuse the same things with the same words.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from tensor_ir.expr.errors import RankingError
+from tensor_ir.expr.profile import CompiledProfile, QueryInput
+
+
+def bare_name(key: str) -> str:
+    """`query(q)` -> `q`; a bare name stays as it is."""
+    return key[len("query("):-1] if key.startswith("query(") and key.endswith(")") else key
+
+
+def query_names(profile: CompiledProfile, keys: Iterable[str]) -> dict[str, str]:
+    """Each given key's input name -> the key, refusing names the profile does not declare
+    and an input given twice (as `query(q)` and as `q`)."""
+    names: dict[str, str] = {}
+    for key in keys:
+        name = bare_name(key)
+        if name not in profile.query_inputs:
+            known = ", ".join(f"query({n}) {profile.query_inputs[n].type}" for n in sorted(profile.query_inputs))
+            raise RankingError(f"rank profile '{profile.name}' has no input query({name}) (inputs: {known or 'none'})")
+        if name in names:
+            raise RankingError(f"query({name}) is given twice (as '{names[name]}' and '{key}')")
+        names[name] = key
+    return names
+
+
+def query_values(profile: CompiledProfile, given: Mapping[str, Any],
+                 needed: set[str] | None = None) -> dict[str, npt.NDArray[Any]]:
+    """Values of the profile's query inputs, keyed `query(NAME)` as programs name them;
+    `needed` (program input names) limits which inputs must have a value: one declared but
+    unused may be left out."""
+    names = query_names(profile, given)
+    out: dict[str, npt.NDArray[Any]] = {}
+    for name, spec in profile.query_inputs.items():
+        if name not in names and spec.default is None and needed is not None and f"query({name})" not in needed:
+            continue
+        out[f"query({name})"] = _value(spec, given[names[name]] if name in names else None, profile.name)
+    return out
+
+
+def _value(spec: QueryInput, value: Any, profile: str) -> npt.NDArray[Any]:
+    if value is None:
+        if spec.default is None:
+            raise RankingError(f"query({spec.name}) of type {spec.type} is required by rank profile '{profile}' "
+                               "and has no default")
+        return np.asarray(spec.default, dtype=spec.type.cell.np_dtype).reshape(spec.type.shape)
+    arr = np.asarray(value)
+    size = int(np.prod(spec.type.shape, dtype=np.int64))
+    # the type's own shape, or its cells flat in Vespa's order (dimensions sorted by name);
+    # any other shape of the same size would be reshaped into the wrong cells
+    if arr.shape != spec.type.shape and arr.shape != (size,):
+        raise RankingError(f"query({spec.name}) needs {spec.type}: shape {list(spec.type.shape)} or {size} cells "
+                           f"flat, got shape {list(arr.shape)}")
+    if arr.dtype.kind not in "biuf" and arr.dtype != spec.type.cell.np_dtype:
+        raise RankingError(f"query({spec.name}) needs numbers, got values of type {arr.dtype}")
+    return arr.astype(spec.type.cell.np_dtype).reshape(spec.type.shape)
