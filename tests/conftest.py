@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-VESPA_MODELS = Path(__file__).resolve().parents[1].parent / "shared" / "vespa-models"
+from tests.shared_data import shared
+
 SEED = int(os.environ.get("TENSORRANK_SEED", "20261126"))
 
 
@@ -23,6 +24,5 @@ def rng() -> np.random.Generator:
 
 @pytest.fixture(scope="session")
 def vespa_models() -> Path:
-    if not VESPA_MODELS.is_dir():
-        pytest.skip(f"{VESPA_MODELS} not present")
-    return VESPA_MODELS
+    """../shared/vespa-models, or a skip with the reason."""
+    return shared("vespa-models")

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .helpers import VESPA_MODELS, write_app
+from .helpers import strange_names_model, write_app
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -40,7 +40,7 @@ def check(app: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_check_describes_a_valid_package(tmp_path: Path) -> None:
-    app = write_app(tmp_path / "app", {"news": SCHEMA}, {"strange_names.onnx": VESPA_MODELS / "strange_names.onnx"})
+    app = write_app(tmp_path / "app", {"news": SCHEMA}, {"strange_names.onnx": strange_names_model()})
     out = check(app)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
@@ -64,7 +64,7 @@ def test_check_describes_a_valid_package(tmp_path: Path) -> None:
 
 def test_check_reports_a_located_error(tmp_path: Path) -> None:
     broken = SCHEMA.replace("function input_1()", "function input_one()")
-    app = write_app(tmp_path / "app", {"news": broken}, {"strange_names.onnx": VESPA_MODELS / "strange_names.onnx"})
+    app = write_app(tmp_path / "app", {"news": broken}, {"strange_names.onnx": strange_names_model()})
     out = check(app)
     assert out.returncode == 1
     assert out.stdout == ""

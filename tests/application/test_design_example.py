@@ -90,7 +90,9 @@ def test_design_example_end_to_end(tmp_path: Path, rng: np.random.Generator) -> 
     assert result.scored == N_DOCS
 
     for h in result.hits:
-        np.testing.assert_allclose(h.match_features["onnx(my_model).score"], [[score[h.row]]], rtol=1e-5, atol=1e-6)
+        # float32 sums of 64 terms: onnxruntime (MLAS) and BLAS add them in different orders on
+        # different hosts, so the tolerance is absolute at the scale of the scores, as above
+        np.testing.assert_allclose(h.match_features["onnx(my_model).score"], [[score[h.row]]], rtol=1e-5, atol=1e-5)
 
 
 def test_design_example_checks(tmp_path: Path, rng: np.random.Generator) -> None:

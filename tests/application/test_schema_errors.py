@@ -21,7 +21,7 @@ from server.application.errors import SchemaError
 from server.application.package import Application
 from server.application.sd_parser import parse_schema
 
-from .helpers import VESPA_MODELS, write_app
+from .helpers import GENERATED, strange_names_model, write_app
 
 MARK = "¦"
 DOC = """schema s {
@@ -54,7 +54,7 @@ def schema(text: str, message: str) -> Bad:
 
 def _symlink_out(root: Path) -> None:
     outside = root.parent / f"{root.name}-outside.onnx"
-    outside.write_bytes((VESPA_MODELS / "add_float.onnx").read_bytes())
+    outside.write_bytes(strange_names_model().SerializeToString())
     (root / "models").mkdir(exist_ok=True)
     os.symlink(outside, root / "models" / "link.onnx")
 
@@ -278,11 +278,11 @@ def test_there_are_many_cases() -> None:
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_malformed(tmp_path: Path, vespa_models: Path, name: str) -> None:
+def test_malformed(tmp_path: Path, name: str) -> None:
     bad = CASES[name]
     text = bad.text if bad.whole else DOC + "  rank-profile p {\n    " + bad.text + "\n  }\n}\n"
     text, line, col = located(text)
-    root = write_app(tmp_path / "app", {"s": text}, {m: vespa_models / m for m in bad.models})
+    root = write_app(tmp_path / "app", {"s": text}, {m: GENERATED[m]() for m in bad.models})
     if bad.setup:
         bad.setup(root)
     with pytest.raises(SchemaError) as err:

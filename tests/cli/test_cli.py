@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import VESPA_MODELS
+from tests.shared_data import shared
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -27,9 +27,7 @@ def tensorrank(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[
 
 @pytest.mark.parametrize("name", ["simple.onnx", "dummy_transformer.onnx", "mnist_softmax.onnx"])
 def test_inspect_a_vespa_model(name: str) -> None:
-    path = VESPA_MODELS / name
-    if not path.is_file():
-        pytest.skip(f"{path} not present")
+    path = shared("vespa-models") / name
     res = tensorrank("inspect", str(path))
     out = res.stdout
     if name == "dummy_transformer.onnx" and res.returncode != 0:

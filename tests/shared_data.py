@@ -1,0 +1,28 @@
+"""Material from outside the repository: ../shared beside the checkout (Vespa's models, its
+application packages, its tensor conformance cases). It is read where it lies and never
+copied in; a test that needs it skips, saying so, where the folder is absent (a fresh clone
+of this repository alone)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+VESPA_MODELS = SHARED / "vespa-models"
+
+
+def shared(name: str) -> Path:
+    """../shared/NAME, or a skip with the reason when it is not there."""
+    path = SHARED / name
+    if not path.exists():
+        pytest.skip(f"needs ../shared/{name} beside the repository ({path} is absent): material from Vespa's "
+                    "own repositories, not part of this one")
+    return path
+
+
+def vespa_model_names() -> list[str]:
+    """The ONNX files of ../shared/vespa-models, for parametrising (none where it is absent:
+    pytest then reports the test as skipped for an empty parameter set)."""
+    return sorted(p.name for p in VESPA_MODELS.glob("*.onnx")) if VESPA_MODELS.is_dir() else []
