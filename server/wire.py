@@ -57,7 +57,3 @@ def type_string(t: TensorType) -> str:
 def encode_tensor(value: npt.ArrayLike, t: TensorType) -> pb.Tensor:
     arr = np.ascontiguousarray(np.asarray(value, dtype=t.cell.np_dtype).reshape(t.shape))
     return pb.Tensor(type=type_string(t), values=arr.astype(_le(t.cell)).tobytes())
-
-
-def scalar_type(ct: CellType) -> TensorType:
-    return TensorType(ct, ())

@@ -21,7 +21,6 @@ kernels can compute.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -65,11 +64,6 @@ class FusedGroup:
     post: tuple[Node, ...] = ()
 
     @property
-    def pre_root(self) -> Node | None:
-        """The last node of the pre-map chain (None when the reduce reads a leaf)."""
-        return self.pre[-1] if self.pre else None
-
-    @property
     def space(self) -> tuple[int, ...]:
         """Per-document shape of the iteration space of the pre-map chain."""
         if self.reduce is not None:
@@ -84,10 +78,6 @@ class FusedGroup:
     def nodes(self) -> tuple[Node, ...]:
         red = (self.reduce,) if self.reduce is not None else ()
         return (*self.pre, *red, *self.post)
-
-    def signature(self) -> str:
-        """A digest of what the kernel computes (not of shapes it runs over), for caches."""
-        return group_signature(self)
 
 
 @dataclass(frozen=True)
@@ -231,26 +221,3 @@ def fuse(program: Program, can_fuse: FusePredicate = default_can_fuse) -> Fusion
         steps.append(step)
     steps.sort(key=lambda s: position[id(s.root)])
     return FusionPlan(program, steps)
-
-
-def group_signature(group: FusedGroup) -> str:
-    """Structural digest of a group: ops, attributes, cell types, ranks and how nodes
-    connect, with leaves numbered in order and immediates by value. Shapes are left out:
-    one kernel serves every shape of the same rank."""
-    index: dict[int, str] = {}
-    for k, leaf in enumerate(group.leaves):
-        index[id(leaf)] = f"L{k}:{leaf.dtype.name}:{leaf.rank}:{int(leaf.per_document)}"
-    parts: list[str] = []
-    for k, n in enumerate(group.nodes):
-        args = []
-        for i in n.inputs:
-            if id(i) in index:
-                args.append(index[id(i)])
-            elif is_immediate(i):
-                args.append(f"I:{i.dtype.name}:{i.value.reshape(-1)[0]!r}")
-            else:
-                raise ValueError(f"{i!r} is neither inside the group nor one of its leaves")
-        parts.append(f"{n.op.label}({n.attrs!r})[{','.join(args)}]->{n.dtype.name}:{n.rank}")
-        index[id(n)] = f"N{k}"
-    h = hashlib.blake2b("|".join(parts).encode(), digest_size=8)
-    return h.hexdigest()
