@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import onnx
 import onnx.defs
@@ -11,7 +11,15 @@ from onnx import helper
 from tensor_ir.onnx_import.registry import canonical_domain
 
 
-def node_attributes(node: onnx.NodeProto, opset: int) -> dict[str, Any]:
+class NodeAttributes(NamedTuple):
+    # the node's attributes, and for those it leaves out, the schema's defaults
+    values: dict[str, Any]
+    # names the op's schema declares at the model's opset; None when onnx.defs has no schema
+    # for the op (a custom domain, say), so there is nothing to check a name against
+    declared: frozenset[str] | None
+
+
+def node_attributes(node: onnx.NodeProto, opset: int) -> NodeAttributes:
     attrs: dict[str, Any] = {}
     try:
         schema = onnx.defs.get_schema(node.op_type, opset, canonical_domain(node.domain))
@@ -24,7 +32,8 @@ def node_attributes(node: onnx.NodeProto, opset: int) -> dict[str, Any]:
                 attrs[name] = helper.get_attribute_value(default)
     for a in node.attribute:
         attrs[a.name] = helper.get_attribute_value(a)
-    return {k: _decode(v) for k, v in attrs.items()}
+    declared = None if schema is None else frozenset(schema.attributes)
+    return NodeAttributes({k: _decode(v) for k, v in attrs.items()}, declared)
 
 
 def _decode(value: Any) -> Any:

@@ -12,10 +12,18 @@ import onnx
 
 from tensor_ir.dtypes import CellType
 from tensor_ir.ir import Node, Op
+from tensor_ir.onnx_import.attributes import NodeAttributes
 from tensor_ir.onnx_import.errors import ModelImportError
 
 # Imports a subgraph given the values of its formal inputs; returns its outputs.
 SubgraphImporter = Callable[[onnx.GraphProto, Sequence[Node]], list[Node]]
+
+
+class UndeclaredAttributeError(AssertionError):
+    """A converter asked for an attribute its op's schema does not declare at the model's
+    opset. That is a bug in the converter, not in the model, so it is deliberately not a
+    ModelImportError (nor any TensorRankError): the importer lets it through instead of
+    blaming the model, and the server answers INTERNAL, as for any other bug of ours."""
 
 
 class NodeContext:
@@ -23,14 +31,15 @@ class NodeContext:
         self,
         node: onnx.NodeProto,
         inputs: list[Node | None],
-        attrs: dict[str, Any],
+        attrs: NodeAttributes,
         opset: int,
         model: str,
         subgraph: SubgraphImporter,
     ) -> None:
         self.node = node
         self.inputs = inputs
-        self.attrs = attrs
+        self.attrs = attrs.values
+        self._declared = attrs.declared
         self.opset = opset
         self.model = model
         self._subgraph = subgraph
@@ -70,10 +79,27 @@ class NodeContext:
     def optional(self, i: int) -> Node | None:
         return self.inputs[i] if i < len(self.inputs) else None
 
-    def attr(self, name: str, default: Any = None) -> Any:
-        return self.attrs.get(name, default)
+    def attr(self, name: str) -> Any:
+        """The node's value of attribute `name`, else the default of the op's onnx.defs schema
+        at the model's opset, else None (the schema declares it optional without a default:
+        what absence means is the caller's to decide). There is no default parameter on
+        purpose: defaults come from the schema only, never copied by hand."""
+        if not self.declares(name):
+            raise UndeclaredAttributeError(
+                f"converter bug: op {self.node.op_type} (domain {self.node.domain or 'ai.onnx'}, "
+                f"opset {self.opset}) declares no attribute '{name}' (its schema declares "
+                f"{sorted(self._declared or ())}); check ctx.declares('{name}') first"
+            )
+        return self.attrs.get(name)
+
+    def declares(self, name: str) -> bool:
+        """Whether the op's schema at the model's opset has attribute `name`: attributes come
+        and go between versions (Cast's saturate from opset 19, round_mode from 24). Without a
+        schema (an op onnx.defs does not know) any name may be asked for."""
+        return self._declared is None or name in self._declared
 
     def has_attr(self, name: str) -> bool:
+        """Whether the node itself sets `name` (rather than leaving it to the schema)."""
         return any(a.name == name for a in self.node.attribute)
 
     def const(self, i: int, what: str = "") -> npt.NDArray[Any]:
@@ -103,7 +129,10 @@ class NodeContext:
         return self._subgraph(graph, inputs)
 
     def dtype_attr(self, name: str) -> CellType:
+        code = self.attr(name)
+        if code is None:
+            raise self.error(f"attribute '{name}' is missing")
         try:
-            return CellType.from_onnx(int(self.attrs[name]))
-        except (KeyError, ValueError) as e:
+            return CellType.from_onnx(int(code))
+        except ValueError as e:
             raise self.error(f"attribute '{name}': {e}") from None

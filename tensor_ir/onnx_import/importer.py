@@ -244,7 +244,7 @@ class _ModelImporter:
                     body = _schema_function(node, inputs, opset, domain)
                     if body is None:
                         raise ModelImportError(f"unsupported op: {found.reason}")
-                    outs = self._inline_function(body, node, inputs, env, attrs)
+                    outs = self._inline_function(body, node, inputs, env, attrs.values)
             except ModelImportError as e:
                 raise located(e) from None
             except (IRError, EvaluationError) as e:

@@ -15,9 +15,9 @@ from cpu_fallback import NumpyBackend
 from tensor_ir.dtypes import CellType
 from tensor_ir.onnx_import import InputBinding, ModelImportError, import_model, load_model, registry
 from tensor_ir.onnx_import.loading import parse_model
-from tests.conftest import VESPA_MODELS
+from tests.shared_data import VESPA_MODELS, vespa_model_names
 
-MODELS = sorted(p.name for p in VESPA_MODELS.glob("*.onnx")) if VESPA_MODELS.is_dir() else []
+MODELS = vespa_model_names()
 
 
 def _model(

@@ -24,13 +24,14 @@ from tensor_ir.dtypes import CellType
 from tensor_ir.ir import Role
 from tensor_ir.onnx_import import InputBinding, ModelImportError, import_model
 from tensor_ir.verify import verify
-from tests.conftest import SEED, VESPA_MODELS
+from tests.conftest import SEED
+from tests.shared_data import VESPA_MODELS, vespa_model_names
 
 ort = pytest.importorskip("onnxruntime")
 ort.set_default_logger_severity(3)
 
 N_DOCS = 3
-MODELS = sorted(p.name for p in VESPA_MODELS.glob("*.onnx")) if VESPA_MODELS.is_dir() else []
+MODELS = vespa_model_names()
 
 # Per-document shapes bound for inputs whose dims the model leaves open (beyond the batch
 # axis). A shape one shorter than the model's rank leaves out the batch axis.

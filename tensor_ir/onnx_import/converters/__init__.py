@@ -16,9 +16,10 @@ MODULES = (
     "indexing",
     "generators",
     "control",
-    "conv_pool",
-    "misc",
+    "convolution",
+    "pooling",
     "resize",
+    "grid_sample",
 )
 
 _done = False

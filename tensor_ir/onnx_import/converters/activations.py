@@ -175,7 +175,7 @@ def mish(ctx: NodeContext) -> Sequence[Node | None]:
 
 @converter("Gelu", 20)
 def gelu(ctx: NodeContext) -> Sequence[Node | None]:
-    approximate = ctx.attr("approximate", "none")
+    approximate = ctx.attr("approximate")
     if approximate not in ("none", "tanh"):
         raise ctx.error(f"unsupported approximate='{approximate}' (expected 'none' or 'tanh')")
 

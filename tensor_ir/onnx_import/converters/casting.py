@@ -39,8 +39,11 @@ def _cell_type(ctx: NodeContext, code: int, what: str) -> CellType:
 
 
 def _cast(ctx: NodeContext, x: Node, to: CellType) -> Node:
-    saturate = bool(ctx.attr("saturate", 1))
-    round_mode = str(ctx.attr("round_mode", "up"))
+    # Cast and CastLike declare saturate from opset 19 and round_mode from opset 24, with the
+    # float8 and float8e8m0 targets those govern; earlier versions have no such target, so the
+    # opset-19 default saturate=1 and the opset-24 default round_mode='up' describe them exactly.
+    saturate = bool(ctx.attr("saturate")) if ctx.declares("saturate") else True
+    round_mode = str(ctx.attr("round_mode")) if ctx.declares("round_mode") else "up"
     if round_mode not in build.E8M0_ROUND_MODES:
         raise ctx.error(f"unsupported round_mode '{round_mode}' (expected up, down or nearest)")
     return build.cast(x, to, saturate=saturate, round_mode=round_mode, label=ctx.name)

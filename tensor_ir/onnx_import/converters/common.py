@@ -38,7 +38,8 @@ def squeeze(x: Node, axes: Sequence[int] | None = None) -> Node:
 
 def legacy_broadcast(ctx: NodeContext, a: Node, b: Node) -> tuple[Node, Node]:
     """Opset < 7 binary ops: with broadcast=1 and an axis, `b` aligns at that axis of `a`."""
-    if ctx.opset >= 7 or not ctx.attr("broadcast", 0):
+    # only the opset < 7 schemas declare broadcast (and axis); PRelu-1/6 declare neither
+    if not ctx.declares("broadcast") or not ctx.attr("broadcast"):
         return a, b
     axis = ctx.attr("axis")
     if axis is None or b.rank == 0:
@@ -60,6 +61,8 @@ def axes_input_or_attr(ctx: NodeContext, input_index: int, attr: str = "axes") -
     """Axes given as an attribute (older opsets) or as a constant input (newer ones)."""
     if ctx.optional(input_index) is not None:
         return ctx.const_ints(input_index, "axes")
+    if not ctx.declares(attr):
+        return None
     value = ctx.attr(attr)
     return None if value is None else [int(a) for a in value]
 

@@ -186,7 +186,9 @@ def _per_input(ctx: NodeContext, name: str, n: int) -> list[int]:
 @converter("Scan", 8, 9, 11, 16, 19, 21, 23, 24, 25)
 def scan(ctx: NodeContext) -> Sequence[Node | None]:
     body = _graph(ctx, "body")
-    m = int(ctx.attr("num_scan_inputs", 0))
+    if ctx.attr("num_scan_inputs") is None:
+        raise ctx.error("attribute 'num_scan_inputs' is missing")
+    m = int(ctx.attr("num_scan_inputs"))
     first = 1 if ctx.opset < 9 else 0
     args = [ctx.input(i) for i in range(first, len(ctx.inputs))]
     if not 0 < m <= len(args):

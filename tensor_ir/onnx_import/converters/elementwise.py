@@ -87,7 +87,7 @@ for _op, (_fn, _versions) in _BINARY.items():
 @converter("IsInf", 10, 20)
 def is_inf(ctx: NodeContext) -> Sequence[Node | None]:
     x = ctx.input(0)
-    pos, neg = bool(ctx.attr("detect_positive", 1)), bool(ctx.attr("detect_negative", 1))
+    pos, neg = bool(ctx.attr("detect_positive")), bool(ctx.attr("detect_negative"))
     if pos and neg:
         return [build.map_("isinf", x)]
     if pos:
@@ -108,7 +108,7 @@ def pow_(ctx: NodeContext) -> Sequence[Node | None]:
 def mod(ctx: NodeContext) -> Sequence[Node | None]:
     a, b = ctx.input(0), ctx.input(1)
     same_type(ctx, a, b)
-    fmod = bool(ctx.attr("fmod", 0))
+    fmod = bool(ctx.attr("fmod"))
     if not fmod and a.dtype.is_float and ctx.opset < 28:
         raise ctx.error("fmod=0 is only defined for integer inputs before opset 28")
     return [build.join("fmod" if fmod else "mod", a, b)]

@@ -47,6 +47,9 @@ def constant(ctx: NodeContext) -> Sequence[Node | None]:
     if len(given) != 1:
         raise ctx.error(f"needs exactly one value attribute, got {given or 'none'}")
     name = given[0]
+    if not ctx.declares(name):
+        # the name comes from the model, so this is the model's error, not a converter's
+        raise ctx.error(f"attribute '{name}' is not part of Constant at this opset")
     value: Any = ctx.attr(name)
     label = ctx.node.output[0] if ctx.node.output else ""
     if name == "value":
@@ -102,7 +105,7 @@ def range_(ctx: NodeContext) -> Sequence[Node | None]:
         raise ctx.error(f"would make {n} cells (limit {lim}), more than the {_MAX_RANGE_CELLS} we allow")
     out_type = x.dtype.np_dtype
     if ctx.opset >= 27 and x.dtype in (CellType.FLOAT16, CellType.BFLOAT16):
-        stash = _STASH.get(int(ctx.attr("stash_type", onnx.TensorProto.FLOAT)))
+        stash = _STASH.get(int(ctx.attr("stash_type")))
         if stash is None:
             raise ctx.error(f"unsupported stash_type {ctx.attr('stash_type')}")
         arr = np.arange(stash(s), float(lim), float(d), dtype=stash).astype(out_type)

@@ -44,7 +44,7 @@ def _check_static_indices(ctx: NodeContext, idx: Node, dim: int, what: str = "in
 @converter("Gather", 1, 11, 13)
 def gather(ctx: NodeContext) -> Sequence[Node | None]:
     x, idx = ctx.input(0), _indices(ctx, ctx.input(1))
-    ax = _axis(ctx, int(ctx.attr("axis", 0)), x.rank)
+    ax = _axis(ctx, int(ctx.attr("axis")), x.rank)
     _check_static_indices(ctx, idx, x.shape[ax])
     return [build.gather(x, idx, ax, label=ctx.name)]
 
@@ -52,7 +52,7 @@ def gather(ctx: NodeContext) -> Sequence[Node | None]:
 @converter("GatherElements", 11, 13)
 def gather_elements(ctx: NodeContext) -> Sequence[Node | None]:
     x, idx = ctx.input(0), _indices(ctx, ctx.input(1))
-    ax = _axis(ctx, int(ctx.attr("axis", 0)), x.rank)
+    ax = _axis(ctx, int(ctx.attr("axis")), x.rank)
     if idx.rank != x.rank:
         raise ctx.error(f"indices rank {idx.rank} differs from data rank {x.rank}")
     if any(i > d for a, (i, d) in enumerate(zip(idx.shape, x.shape, strict=True)) if a != ax):
@@ -64,7 +64,9 @@ def gather_elements(ctx: NodeContext) -> Sequence[Node | None]:
 @converter("GatherND", 11, 12, 13)
 def gather_nd(ctx: NodeContext) -> Sequence[Node | None]:
     x, idx = ctx.input(0), _indices(ctx, ctx.input(1))
-    b = int(ctx.attr("batch_dims", 0))
+    # batch_dims arrives with GatherND-12; GatherND-11 has no batch axes, as the opset-12
+    # default batch_dims=0 says
+    b = int(ctx.attr("batch_dims")) if ctx.declares("batch_dims") else 0
     if not 0 <= b < min(x.rank, max(idx.rank, 1)):
         raise ctx.error(f"batch_dims {b} must be below the ranks of data ({x.rank}) and indices ({idx.rank})")
     return [build.gather_nd(x, idx, b, label=ctx.name)]
@@ -74,7 +76,9 @@ def gather_nd(ctx: NodeContext) -> Sequence[Node | None]:
 
 
 def _reduction(ctx: NodeContext) -> str:
-    red = str(ctx.attr("reduction", "none"))
+    # reduction arrives with ScatterElements/ScatterND-16; before it updates replace, as the
+    # opset-16 default reduction='none' does
+    red = str(ctx.attr("reduction")) if ctx.declares("reduction") else "none"
     allowed = {"none"} | ({"add", "mul"} if ctx.opset >= 16 else set()) | (
         {"max", "min"} if ctx.opset >= 18 else set())
     if red not in allowed:
@@ -86,7 +90,7 @@ def _reduction(ctx: NodeContext) -> str:
 
 def _scatter_elements(ctx: NodeContext, reduction: str) -> Node:
     x, idx, upd = ctx.input(0), _indices(ctx, ctx.input(1)), ctx.input(2)
-    ax = _axis(ctx, int(ctx.attr("axis", 0)), x.rank)
+    ax = _axis(ctx, int(ctx.attr("axis")), x.rank)
     if idx.shape != upd.shape or idx.rank != x.rank:
         raise ctx.error(f"indices {list(idx.shape)} and updates {list(upd.shape)} must have one shape of "
                         f"the data's rank {x.rank}")
@@ -138,12 +142,14 @@ def topk(ctx: NodeContext) -> Sequence[Node | None]:
         if len(ks) != 1:
             raise ctx.error(f"K must hold one value, got {ks}")
         k = ks[0]
-    ax = _axis(ctx, int(ctx.attr("axis", -1)), x.rank)
+    ax = _axis(ctx, int(ctx.attr("axis")), x.rank)
     if not 0 <= k <= x.shape[ax]:
         raise ctx.error(f"K={k} is outside 0..{x.shape[ax]} for axis {ax} of shape {list(x.shape)}")
     if x.dtype.is_bool:
         raise ctx.error("unsupported cell type bool")
-    largest = bool(ctx.attr("largest", 1))
+    # largest arrives with TopK-11; TopK-1 and -10 always pick the largest, as the opset-11
+    # default largest=1 does
+    largest = bool(ctx.attr("largest")) if ctx.declares("largest") else True
     # sorted=0 leaves the order open; sorted output is one valid answer
     idx = build.topk(x, k, ax, largest, True, label=ctx.name)
     return [build.gather_elements(x, idx, ax), idx]
@@ -164,7 +170,7 @@ def one_hot(ctx: NodeContext) -> Sequence[Node | None]:
     if values.size != 2:
         raise ctx.error(f"values must be [off_value, on_value], got shape {list(values.shape)}")
     out_rank = indices.rank + 1
-    ax = _axis(ctx, int(ctx.attr("axis", -1)), out_rank)
+    ax = _axis(ctx, int(ctx.attr("axis")), out_rank)
     # non-integer indices are cast to int64 first (truncating), as the spec says
     idx = build.cast(indices, _INT64)
     if indices.dtype.is_signed:
@@ -195,7 +201,7 @@ def trilu(ctx: NodeContext) -> Sequence[Node | None]:
     n, m = x.shape[-2:]
     # column minus row: the diagonal a cell lies on
     diag = np.arange(m, dtype=np.int64)[None, :] - np.arange(n, dtype=np.int64)[:, None]
-    keep = build.join("ge" if ctx.attr("upper", 1) else "le", build.constant(diag, _INT64), k)
+    keep = build.join("ge" if ctx.attr("upper") else "le", build.constant(diag, _INT64), k)
     return [build.select(keep, x, build.scalar(0, x.dtype), label=ctx.name)]
 
 
@@ -205,7 +211,7 @@ def eye_like(ctx: NodeContext) -> Sequence[Node | None]:
     if x.rank != 2:
         raise ctx.error(f"needs a 2-d input, got shape {list(x.shape)}")
     ct = ctx.dtype_attr("dtype") if ctx.attr("dtype") is not None else x.dtype
-    eye = np.eye(x.shape[0], x.shape[1], k=int(ctx.attr("k", 0)))
+    eye = np.eye(x.shape[0], x.shape[1], k=int(ctx.attr("k")))
     return [build.constant(eye.astype(ct.np_dtype), ct, ctx.name)]
 
 
@@ -251,7 +257,7 @@ def unique(ctx: NodeContext) -> Sequence[Node | None]:
     y, first, inverse, counts = np.unique(x, return_index=True, return_inverse=True, return_counts=True,
                                           axis=ax)
     inverse = inverse.reshape(-1)
-    if not ctx.attr("sorted", 1):
+    if not ctx.attr("sorted"):
         # order of first occurrence instead of sorted order
         order = np.argsort(first, kind="stable")
         rank = np.empty_like(order)

@@ -68,10 +68,10 @@ def gemm(ctx: NodeContext) -> Sequence[Node | None]:
         raise ctx.error(f"A and B must be matrices, got shapes {list(a.shape)} and {list(b.shape)}")
     if a.dtype is not b.dtype:
         raise ctx.error(f"A and B differ in cell type: {a.dtype.np_name} and {b.dtype.np_name}")
-    alpha, beta = float(ctx.attr("alpha", 1.0)), float(ctx.attr("beta", 1.0))
-    if ctx.attr("transA", 0):
+    alpha, beta = float(ctx.attr("alpha")), float(ctx.attr("beta"))
+    if ctx.attr("transA"):
         a = build.transpose(a, (1, 0))
-    if ctx.attr("transB", 0):
+    if ctx.attr("transB"):
         b = build.transpose(b, (1, 0))
     if a.shape[1] != b.shape[0]:
         raise ctx.error(f"inner dimensions differ: A' is {list(a.shape)}, B' is {list(b.shape)}")
@@ -87,7 +87,7 @@ def gemm(ctx: NodeContext) -> Sequence[Node | None]:
             raise ctx.error(f"C is {c.dtype.np_name} but A and B are {y.dtype.np_name}")
         # opset < 7 'broadcast' attribute: with broadcast=0 C must already be [M, N]; either way
         # the numpy-style (unidirectional) broadcast below gives the same answer for valid models
-        if ctx.opset < 7 and not ctx.attr("broadcast", 0) and c.shape != y.shape:
+        if ctx.opset < 7 and not ctx.attr("broadcast") and c.shape != y.shape:
             raise ctx.error(f"C has shape {list(c.shape)} but broadcast=0 requires {list(y.shape)}")
         try:
             fits = build.broadcast_shapes(c.shape, y.shape) == y.shape
@@ -319,6 +319,18 @@ def qlinear_matmul(ctx: NodeContext) -> Sequence[Node | None]:
     return [round_saturate(y, out_type)]
 
 
+def _block_size(ctx: NodeContext) -> int:
+    # block_size arrives with (De)QuantizeLinear-21; before it there are no blocks, as the
+    # opset-21 default block_size=0 says
+    return int(ctx.attr("block_size")) if ctx.declares("block_size") else 0
+
+
+def _quant_axis(ctx: NodeContext) -> int:
+    # axis arrives with (De)QuantizeLinear-13; version 10 allows only a per-tensor scale and
+    # zero point, which no axis affects, so the opset-13 default axis=1 stands in for it
+    return int(ctx.attr("axis")) if ctx.declares("axis") else 1
+
+
 def _quant_param(ctx: NodeContext, p: Node, x: Node, axis: int, block: int, what: str) -> Node:
     """A scale or zero point made broadcastable to x: per tensor, per axis or blocked."""
     if p.size == 1:
@@ -343,13 +355,15 @@ def _quant_param(ctx: NodeContext, p: Node, x: Node, axis: int, block: int, what
 @converter("DequantizeLinear", 10, 13, 19, 21, 23, 24, 25, 28)
 def dequantize_linear(ctx: NodeContext) -> Sequence[Node | None]:
     x, scale, zp = ctx.input(0), ctx.input(1), ctx.optional(2)
-    block = int(ctx.attr("block_size", 0) or 0)
-    out = ctx.dtype_attr("output_dtype") if ctx.attr("output_dtype", 0) else scale.dtype
+    block = _block_size(ctx)
+    # output_dtype arrives with DequantizeLinear-23; its default 0 (and every earlier version)
+    # means the scale's type
+    out = ctx.dtype_attr("output_dtype") if ctx.declares("output_dtype") and ctx.attr("output_dtype") else scale.dtype
     if scale.dtype is CellType.FLOAT8E8M0 or not scale.dtype.is_float:
         raise ctx.error(f"unsupported scale type {scale.dtype.np_name}")
     if x.dtype.is_bool or not (x.dtype.is_int or x.dtype.is_narrow):
         raise ctx.error(f"unsupported quantized type {x.dtype.np_name}")
-    axis = int(ctx.attr("axis", 1))
+    axis = _quant_axis(ctx)
     dx = build.cast(x, CellType.FLOAT32)
     if zp is not None:
         if zp.dtype is not x.dtype:
@@ -363,23 +377,28 @@ def dequantize_linear(ctx: NodeContext) -> Sequence[Node | None]:
 @converter("QuantizeLinear", 10, 13, 19, 21, 23, 24, 25, 28)
 def quantize_linear(ctx: NodeContext) -> Sequence[Node | None]:
     x, scale, zp = ctx.input(0), ctx.input(1), ctx.optional(2)
-    block = int(ctx.attr("block_size", 0) or 0)
+    block = _block_size(ctx)
+    # output_dtype arrives with QuantizeLinear-21; its default 0 (and every earlier version)
+    # leaves the type to the zero point, else uint8
+    given = ctx.declares("output_dtype") and bool(ctx.attr("output_dtype"))
     if zp is not None:
         out = zp.dtype
-        if ctx.attr("output_dtype", 0) and ctx.dtype_attr("output_dtype") is not out:
+        if given and ctx.dtype_attr("output_dtype") is not out:
             raise ctx.error("output_dtype differs from the zero point's type")
-    elif ctx.attr("output_dtype", 0):
+    elif given:
         out = ctx.dtype_attr("output_dtype")
     else:
         out = CellType.UINT8
     if not scale.dtype.is_float or not x.dtype.is_float:
         raise ctx.error(f"unsupported input/scale types {x.dtype.np_name}/{scale.dtype.np_name} "
                         "(float only)")
-    precision = ctx.dtype_attr("precision") if ctx.attr("precision", 0) else None
+    # precision arrives with QuantizeLinear-23; its default 0 (and every earlier version) means
+    # the scale's type
+    precision = ctx.dtype_attr("precision") if ctx.declares("precision") and ctx.attr("precision") else None
     # onnx: the scale's type (or 'precision') sets the precision of the division; the backends
     # compute float16/bfloat16 in float32, which is at least as precise
     work = precision if precision is not None else scale.dtype
-    axis = int(ctx.attr("axis", 1))
+    axis = _quant_axis(ctx)
     q = build.join("div", build.cast(x, work),
                    _quant_param(ctx, build.cast(scale, work), x, axis, block, "scale"))
     if out.is_int:
@@ -393,6 +412,9 @@ def quantize_linear(ctx: NodeContext) -> Sequence[Node | None]:
         if zp is not None:
             z = _quant_param(ctx, build.cast(zp, q.dtype), x, axis, block, "zero point")
             q = build.join("add", q, z)
-        saturate = bool(ctx.attr("saturate", 1)) or out is CellType.FLOAT4E2M1
+        # saturate arrives with QuantizeLinear-19 together with the float8 outputs it governs;
+        # earlier versions have no such output, and the opset-19 default saturate=1 stands in
+        saturate = bool(ctx.attr("saturate")) if ctx.declares("saturate") else True
+        saturate = saturate or out is CellType.FLOAT4E2M1
         return [build.cast(q, out, saturate=saturate)]
     raise ctx.error(f"unsupported quantized type {out.np_name}")

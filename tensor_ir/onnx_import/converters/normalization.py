@@ -20,8 +20,8 @@ from tensor_ir.onnx_import.converters.common import scalar_like
 from tensor_ir.onnx_import.registry import converter
 
 
-def _axis(ctx: NodeContext, x: Node, default: int) -> int:
-    axis = int(ctx.attr("axis", default))
+def _axis(ctx: NodeContext, x: Node) -> int:
+    axis = int(ctx.attr("axis"))
     if not -x.rank <= axis < max(x.rank, 1):
         raise ctx.error(f"axis {axis} is out of range for an input of rank {x.rank}")
     return axis % x.rank if x.rank else 0
@@ -40,7 +40,7 @@ def _float_input(ctx: NodeContext, i: int) -> Node:
 
 
 def _stash_type(ctx: NodeContext) -> CellType:
-    stash = ctx.dtype_attr("stash_type") if ctx.attr("stash_type") is not None else CellType.FLOAT32
+    stash = ctx.dtype_attr("stash_type")
     if not stash.is_float:
         raise ctx.error(f"unsupported stash_type {stash.np_name}")
     return stash
@@ -55,13 +55,13 @@ def _work_type(stash: CellType, x: Node) -> CellType:
 
 
 def _softmax_axes(ctx: NodeContext, x: Node) -> list[int]:
-    """Opset < 13 coerces the input to 2-D at `axis` (default 1): the softmax runs over all
-    axes from `axis` on. From 13 it runs over the one axis (default -1)."""
+    """Opset < 13 coerces the input to 2-D at `axis` (the schema's default is 1 there): the
+    softmax runs over all axes from `axis` on. From 13 it runs over the one axis (default -1)."""
     if x.rank == 0:
         raise ctx.error("needs an input of rank >= 1")
     if ctx.opset < 13:
-        return list(range(_axis(ctx, x, 1), x.rank))
-    return [_axis(ctx, x, -1)]
+        return list(range(_axis(ctx, x), x.rank))
+    return [_axis(ctx, x)]
 
 
 def softmax_nodes(x: Node, axes: Sequence[int]) -> Node:
@@ -109,13 +109,13 @@ def hardmax(ctx: NodeContext) -> Sequence[Node | None]:
 def layer_normalization(ctx: NodeContext) -> Sequence[Node | None]:
     x, scale, bias = _float_input(ctx, 0), ctx.input(1), ctx.optional(2)
     stash = _stash_type(ctx)
-    a = _axis(ctx, x, -1)
+    a = _axis(ctx, x)
     axes = list(range(a, x.rank))
     xu = build.cast(x, _work_type(stash, x))
     mu = mean(xu, axes)
     dev = build.join("sub", xu, mu)
     var = mean(build.join("mul", dev, dev), axes)
-    eps = scalar_like(var, float(ctx.attr("epsilon", 1e-5)))
+    eps = scalar_like(var, float(ctx.attr("epsilon")))
     inv_std = build.map_("reciprocal", build.map_("sqrt", build.join("add", var, eps)))
     y = build.join("mul", build.cast(build.join("mul", dev, inv_std), x.dtype), build.cast(scale, x.dtype))
     if bias is not None:
@@ -126,10 +126,10 @@ def layer_normalization(ctx: NodeContext) -> Sequence[Node | None]:
 @converter("RMSNormalization", 23)
 def rms_normalization(ctx: NodeContext) -> Sequence[Node | None]:
     x, scale = _float_input(ctx, 0), ctx.input(1)
-    axes = list(range(_axis(ctx, x, -1), x.rank))
+    axes = list(range(_axis(ctx, x), x.rank))
     xu = build.cast(x, _work_type(_stash_type(ctx), x))
     ms = mean(build.join("mul", xu, xu), axes)
-    rms = build.map_("sqrt", build.join("add", ms, scalar_like(ms, float(ctx.attr("epsilon", 1e-5)))))
+    rms = build.map_("sqrt", build.join("add", ms, scalar_like(ms, float(ctx.attr("epsilon")))))
     y = build.cast(build.join("div", xu, rms), x.dtype)
     return [build.join("mul", y, build.cast(scale, x.dtype))]
 
@@ -146,11 +146,11 @@ def batch_normalization(ctx: NodeContext) -> Sequence[Node | None]:
     if x.rank < 2:
         raise ctx.error(f"needs an input of rank >= 2 ([N, C, ...]), got {list(x.shape)}")
     if ctx.opset >= 14:
-        if ctx.attr("training_mode", 0):
+        if ctx.attr("training_mode"):
             raise ctx.error("unsupported training_mode=1 (only inference is supported)")
     elif any(ctx.output_used(i) for i in range(1, ctx.n_outputs)):
         raise ctx.error("unsupported training-mode outputs (mean, var, saved_mean, saved_var)")
-    elif ctx.opset < 7 and not ctx.attr("is_test", 0):
+    elif ctx.opset < 7 and not ctx.attr("is_test"):
         raise ctx.error("unsupported is_test=0 (training mode; only inference is supported)")
     for p in (scale, bias, mu, var):
         if p.rank == 0 or p.rank > x.rank - 1 or p.shape[0] != x.shape[1]:
@@ -159,8 +159,8 @@ def batch_normalization(ctx: NodeContext) -> Sequence[Node | None]:
     # parameters a and b fold at deploy, leaving one multiply-add per cell
     work = CellType.FLOAT64 if x.dtype is CellType.FLOAT64 else CellType.FLOAT32
     s, b, m, v = (build.cast(p, work) for p in (scale, bias, mu, var))
-    a = build.join("div", s, build.map_("sqrt", build.join("add", v, build.scalar(float(ctx.attr("epsilon",
-                                                                                             1e-5)), work))))
+    eps = build.scalar(float(ctx.attr("epsilon")), work)
+    a = build.join("div", s, build.map_("sqrt", build.join("add", v, eps)))
     b = build.join("sub", b, build.join("mul", m, a))
     a_t, b_t = (_channel_param(build.cast(p, x.dtype), x.rank) for p in (a, b))
     return [build.join("add", build.join("mul", x, a_t), b_t)]
@@ -175,7 +175,7 @@ def instance_normalization(ctx: NodeContext) -> Sequence[Node | None]:
     mu = mean(x, axes)
     dev = build.join("sub", x, mu)
     var = mean(build.join("mul", dev, dev), axes)
-    eps = scalar_like(var, float(ctx.attr("epsilon", 1e-5)))
+    eps = scalar_like(var, float(ctx.attr("epsilon")))
     norm = build.join("div", dev, build.map_("sqrt", build.join("add", var, eps)))
     y = build.join("mul", norm, _channel_param(build.cast(scale, x.dtype), x.rank))
     return [build.join("add", y, _channel_param(build.cast(bias, x.dtype), x.rank))]
@@ -184,7 +184,9 @@ def instance_normalization(ctx: NodeContext) -> Sequence[Node | None]:
 @converter("GroupNormalization", 18, 21)
 def group_normalization(ctx: NodeContext) -> Sequence[Node | None]:
     x, scale, bias = _float_input(ctx, 0), ctx.input(1), ctx.input(2)
-    groups = int(ctx.attr("num_groups", 0) or 0)
+    if ctx.attr("num_groups") is None:
+        raise ctx.error("attribute 'num_groups' is missing")
+    groups = int(ctx.attr("num_groups"))
     if x.rank < 2:
         raise ctx.error(f"needs an input of rank >= 2 ([N, C, ...]), got {list(x.shape)}")
     n, c = x.shape[0], x.shape[1]
@@ -197,7 +199,7 @@ def group_normalization(ctx: NodeContext) -> Sequence[Node | None]:
     mu = mean(xg, [2])
     dev = build.join("sub", xg, mu)
     var = mean(build.join("mul", dev, dev), [2])
-    eps = scalar_like(var, float(ctx.attr("epsilon", 1e-5)))
+    eps = scalar_like(var, float(ctx.attr("epsilon")))
     norm = build.join("div", dev, build.map_("sqrt", build.join("add", var, eps)))
     want = groups if ctx.opset < 21 else c
     for p in (scale, bias):
@@ -214,8 +216,8 @@ def group_normalization(ctx: NodeContext) -> Sequence[Node | None]:
 @converter("LpNormalization", 1, 22)
 def lp_normalization(ctx: NodeContext) -> Sequence[Node | None]:
     x = _float_input(ctx, 0)
-    axis = _axis(ctx, x, -1)
-    p = int(ctx.attr("p", 2))
+    axis = _axis(ctx, x)
+    p = int(ctx.attr("p"))
     if p == 1:
         norm = build.reduce(build.map_("abs", x), "sum", [axis], keepdims=True)
     elif p == 2:
@@ -232,7 +234,7 @@ def lp_normalization(ctx: NodeContext) -> Sequence[Node | None]:
 @converter("MeanVarianceNormalization", 9, 13)
 def mean_variance_normalization(ctx: NodeContext) -> Sequence[Node | None]:
     x = _float_input(ctx, 0)
-    axes = sorted({build.normalize_axis(int(a), x.rank) for a in ctx.attr("axes", [0, 2, 3])})
+    axes = sorted({build.normalize_axis(int(a), x.rank) for a in ctx.attr("axes")})
     mu = mean(x, axes)
     var = build.join("sub", mean(build.join("mul", x, x), axes), build.join("mul", mu, mu))
     std = build.join("add", build.map_("sqrt", var), scalar_like(x, 1e-9))
@@ -245,12 +247,14 @@ _LRN_SHIFTED_VIEWS = 8
 @converter("LRN", 1, 13)
 def lrn(ctx: NodeContext) -> Sequence[Node | None]:
     x = _float_input(ctx, 0)
-    size = int(ctx.attr("size", 0) or 0)
+    if ctx.attr("size") is None:
+        raise ctx.error("attribute 'size' is missing")
+    size = int(ctx.attr("size"))
     if size <= 0:
         raise ctx.error("attribute 'size' must be positive")
     if x.rank < 3:
         raise ctx.error(f"needs an input of rank >= 3 ([N, C, D1, ...]), got {list(x.shape)}")
-    alpha, beta, bias = (float(ctx.attr(k, d)) for k, d in (("alpha", 1e-4), ("beta", 0.75), ("bias", 1.0)))
+    alpha, beta, bias = (float(ctx.attr(k)) for k in ("alpha", "beta", "bias"))
     sq = build.join("mul", x, x)
     lo, hi = (size - 1) // 2, size - 1 - (size - 1) // 2
     c = x.shape[1]
@@ -288,7 +292,7 @@ def dropout(ctx: NodeContext) -> Sequence[Node | None]:
             ratio = 0.5 if ctx.optional(1) is None else float(np.asarray(ctx.const(1, "ratio")).reshape(-1)[0])
             if ratio != 0.0:
                 raise ctx.error("unsupported training_mode=True with a non-zero ratio (random dropout)")
-    elif ctx.opset < 7 and not ctx.attr("is_test", 0) and float(ctx.attr("ratio", 0.5)) != 0.0:
+    elif ctx.opset < 7 and not ctx.attr("is_test") and float(ctx.attr("ratio")) != 0.0:
         raise ctx.error("unsupported is_test=0 (random dropout in training mode)")
     outs: list[Node | None] = [x]
     if ctx.output_used(1):

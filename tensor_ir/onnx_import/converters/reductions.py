@@ -29,7 +29,10 @@ Axes = tuple[int, ...] | None
 def _axes(ctx: NodeContext, x: Node) -> Axes:
     axes = axes_input_or_attr(ctx, 1)
     if not axes:
-        return () if ctx.attr("noop_with_empty_axes", 0) else None
+        # noop_with_empty_axes arrives with ReduceSum-13 and the other reductions' version 18;
+        # before it, no or empty axes reduce every axis, as noop_with_empty_axes=0 does
+        noop = ctx.declares("noop_with_empty_axes") and bool(ctx.attr("noop_with_empty_axes"))
+        return () if noop else None
     try:
         return tuple(sorted({build.normalize_axis(a, x.rank) for a in axes}))
     except IRError as e:
@@ -70,7 +73,7 @@ def _reduce(x: Node, agg: str, axes: Axes, keepdims: bool) -> Node:
 
 
 def _keepdims(ctx: NodeContext) -> bool:
-    return bool(ctx.attr("keepdims", 1))
+    return bool(ctx.attr("keepdims"))
 
 
 def _no_ints(ctx: NodeContext, x: Node) -> None:
@@ -178,10 +181,10 @@ def _arg(ctx: NodeContext, agg: str) -> Node:
     x = ctx.input(0)
     if x.rank == 0:
         raise ctx.error(f"{ctx.op_type} of a scalar has no axis")
-    return build.arg_reduce(
-        x, agg, int(ctx.attr("axis", 0)), bool(ctx.attr("keepdims", 1)),
-        bool(ctx.attr("select_last_index", 0)), label=ctx.name,
-    )
+    # select_last_index arrives with ArgMax/ArgMin-12; before it ties went to the first
+    # index, as the opset-12 default select_last_index=0 does
+    last = ctx.declares("select_last_index") and bool(ctx.attr("select_last_index"))
+    return build.arg_reduce(x, agg, int(ctx.attr("axis")), bool(ctx.attr("keepdims")), last, label=ctx.name)
 
 
 @converter("ArgMax", 1, 11, 12, 13)
@@ -201,8 +204,7 @@ def _scan(ctx: NodeContext, agg: str) -> Node:
         raise ctx.error(f"axis must hold one value, got {axis}")
     if x.rank == 0:
         raise ctx.error(f"{ctx.op_type} of a scalar has no axis")
-    return build.scan(x, agg, axis[0], bool(ctx.attr("exclusive", 0)), bool(ctx.attr("reverse", 0)),
-                      label=ctx.name)
+    return build.scan(x, agg, axis[0], bool(ctx.attr("exclusive")), bool(ctx.attr("reverse")), label=ctx.name)
 
 
 @converter("CumSum", 11, 14)

@@ -77,7 +77,9 @@ def reshape(ctx: NodeContext) -> Sequence[Node | None]:
         shape = [int(d) for d in ctx.attr("shape")]
     else:
         shape = ctx.const_ints(1, "shape")
-    allowzero = bool(ctx.attr("allowzero", 0))
+    # allowzero arrives with Reshape-14; before it a 0 always copied the input's dimension,
+    # as the opset-14 default allowzero=0 does
+    allowzero = ctx.declares("allowzero") and bool(ctx.attr("allowzero"))
     if allowzero and 0 in shape and -1 in shape:
         raise ctx.error("allowzero=1 forbids a shape with both 0 and -1")
     return [build.reshape(x, reshape_target(ctx, x, shape, allowzero), label=ctx.name)]
@@ -88,8 +90,10 @@ def shape_(ctx: NodeContext) -> Sequence[Node | None]:
     # a per-document shape is static: the value is known at deploy time
     x = ctx.input(0)
     rank = x.rank
-    start = int(ctx.attr("start", 0))
-    end = ctx.attr("end")
+    # start and end arrive with Shape-15; before it Shape gave every dimension, as the
+    # opset-15 default start=0 with no end does
+    start = int(ctx.attr("start")) if ctx.declares("start") else 0
+    end = ctx.attr("end") if ctx.declares("end") else None
     stop = rank if end is None else int(end)
     start = min(max(start + rank if start < 0 else start, 0), rank)
     stop = min(max(stop + rank if stop < 0 else stop, 0), rank)
@@ -128,7 +132,7 @@ def unsqueeze_(ctx: NodeContext) -> Sequence[Node | None]:
 @converter("Flatten", 1, 9, 11, 13, 21, 23, 24, 25)
 def flatten(ctx: NodeContext) -> Sequence[Node | None]:
     x = ctx.input(0)
-    axis = int(ctx.attr("axis", 1))
+    axis = int(ctx.attr("axis"))
     if not -x.rank <= axis <= x.rank:
         raise ctx.error(f"axis {axis} is out of range for rank {x.rank}")
     if axis < 0:
@@ -196,7 +200,8 @@ def concat(ctx: NodeContext) -> Sequence[Node | None]:
     xs = [x for x in ctx.inputs if x is not None]
     if not xs:
         raise ctx.error("needs at least one input")
-    # opset < 4 made the axis optional with a documented default of 1
+    # Concat-1's schema declares axis optional without a default value, but its description
+    # says "Default value is 1"; from Concat-4 on axis is required
     axis = ctx.attr("axis")
     if axis is None:
         if ctx.opset >= 4:
@@ -213,9 +218,11 @@ def _split_sizes(ctx: NodeContext, dim: int, n_out: int) -> list[int]:
     split: list[int] | None = None
     if ctx.optional(1) is not None:
         split = ctx.const_ints(1, "split")
-    elif ctx.attr("split") is not None:
+    elif ctx.declares("split") and ctx.attr("split") is not None:
+        # the split attribute exists up to Split-11; Split-13 moved it to input 1
         split = [int(s) for s in ctx.attr("split")]
-    num_outputs = ctx.attr("num_outputs")
+    # num_outputs arrives with Split-18; before it the node's output count alone decides
+    num_outputs = ctx.attr("num_outputs") if ctx.declares("num_outputs") else None
     if split is not None:
         if num_outputs is not None:
             raise ctx.error("give either the split sizes or num_outputs, not both")
@@ -239,7 +246,12 @@ def _split_sizes(ctx: NodeContext, dim: int, n_out: int) -> list[int]:
 @converter("Split", 1, 2, 11, 13, 18)
 def split(ctx: NodeContext) -> Sequence[Node | None]:
     x = ctx.input(0)
-    ax = _axis(ctx, int(ctx.attr("axis", 0)), x.rank)
+    axis = ctx.attr("axis")
+    if axis is None:
+        # Split-1 declares axis without a default (or any documented meaning of absence);
+        # Split-2 made 0 the default, and we read Split-1 the same way
+        axis = 0
+    ax = _axis(ctx, int(axis), x.rank)
     sizes = _split_sizes(ctx, x.shape[ax], ctx.n_outputs)
     outs: list[Node | None] = []
     start = 0
@@ -327,7 +339,7 @@ def pad_node(x: Node, pads: Sequence[tuple[int, int]], mode: str, value: Node | 
 @converter("Pad", 1, 2, 11, 13, 18, 19, 21, 23, 24, 25)
 def pad(ctx: NodeContext) -> Sequence[Node | None]:
     x = ctx.input(0)
-    mode = str(ctx.attr("mode", "constant"))
+    mode = str(ctx.attr("mode"))
     if mode not in ("constant", "reflect", "edge", "wrap") or (mode == "wrap" and ctx.opset < 19):
         raise ctx.error(f"unsupported pad mode '{mode}'")
     value: Node | None
@@ -337,7 +349,7 @@ def pad(ctx: NodeContext) -> Sequence[Node | None]:
         if raw is None:
             raise ctx.error("attribute 'pads' is missing")
         pads_flat = [int(p) for p in raw]
-        fill = float(ctx.attr("value", 0.0))
+        fill = float(ctx.attr("value"))
         value = None if fill == 0 else build.scalar(fill, x.dtype)
     else:
         pads_flat = ctx.const_ints(1, "pads")
@@ -384,7 +396,9 @@ def center_crop_pad(ctx: NodeContext) -> Sequence[Node | None]:
 def _blocks(ctx: NodeContext, x: Node) -> int:
     if x.rank != 4:
         raise ctx.error(f"needs a 4-d [N, C, H, W] input, got shape {list(x.shape)}")
-    b = int(ctx.attr("blocksize", 0))
+    if ctx.attr("blocksize") is None:
+        raise ctx.error("attribute 'blocksize' is missing")
+    b = int(ctx.attr("blocksize"))
     if b <= 0:
         raise ctx.error(f"blocksize must be positive, got {b}")
     return b
@@ -397,7 +411,9 @@ def depth_to_space(ctx: NodeContext) -> Sequence[Node | None]:
     n, c, h, w = x.shape
     if c % (b * b):
         raise ctx.error(f"channels {c} are not a multiple of blocksize^2 = {b * b}")
-    mode = str(ctx.attr("mode", "DCR"))
+    # mode arrives with DepthToSpace-11; DepthToSpace-1 always reorders depth-column-row,
+    # as the opset-11 default mode='DCR' does
+    mode = str(ctx.attr("mode")) if ctx.declares("mode") else "DCR"
     if mode == "DCR":
         tmp = build.reshape(x, (n, b, b, c // (b * b), h, w))
         tmp = build.transpose(tmp, (0, 3, 4, 1, 5, 2))
@@ -416,7 +432,9 @@ def space_to_depth(ctx: NodeContext) -> Sequence[Node | None]:
     n, c, h, w = x.shape
     if h % b or w % b:
         raise ctx.error(f"spatial size {h}x{w} is not a multiple of blocksize {b}")
-    mode = str(ctx.attr("mode", "DCR"))
+    # mode arrives with SpaceToDepth-28; SpaceToDepth-1 and -13 always reorder
+    # depth-column-row, as the opset-28 default mode='DCR' does
+    mode = str(ctx.attr("mode")) if ctx.declares("mode") else "DCR"
     tmp = build.reshape(x, (n, c, h // b, b, w // b, b))
     if mode == "DCR":
         tmp = build.transpose(tmp, (0, 3, 5, 1, 2, 4))
@@ -436,8 +454,8 @@ def reverse_sequence(ctx: NodeContext) -> Sequence[Node | None]:
     lens = ctx.input(1)
     if x.rank < 2:
         raise ctx.error(f"needs rank >= 2, got shape {list(x.shape)}")
-    b_ax = _axis(ctx, int(ctx.attr("batch_axis", 1)), x.rank, "batch_axis")
-    t_ax = _axis(ctx, int(ctx.attr("time_axis", 0)), x.rank, "time_axis")
+    b_ax = _axis(ctx, int(ctx.attr("batch_axis")), x.rank, "batch_axis")
+    t_ax = _axis(ctx, int(ctx.attr("time_axis")), x.rank, "time_axis")
     if b_ax == t_ax or b_ax > 1 or t_ax > 1:
         raise ctx.error(f"batch_axis {b_ax} and time_axis {t_ax} must be 0 and 1 in some order")
     if lens.shape != (x.shape[b_ax],):

@@ -1,1 +1,0 @@
-"""Converters: misc (none yet)."""
