@@ -19,20 +19,10 @@ from types import ModuleType
 from typing import Any, BinaryIO
 
 from proto.tensorrank.v1 import ranking_pb2 as pb
-from server.client import (
-    DEFAULT_TARGET,
-    Client,
-    ClientError,
-    FeedInterrupted,
-    FeedOp,
-    FeedSummary,
-    Progress,
-    Query,
-    format_json,
-    parse_query_args,
-    read_operations,
-    response_json,
-)
+from server.client import DEFAULT_TARGET, Client, ClientError, FeedInterrupted, FeedSummary
+from server.feed_file import FeedOp, read_operations
+from server.progress import Progress
+from server.query_args import Query, format_json, parse_query_args, response_json
 
 TARGET_ENV = "TENSORRANK_TARGET"
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"

@@ -18,6 +18,7 @@ from gpu_engine.nvrtc_check import NvrtcError
 from server.application.errors import SchemaError
 from server.client import ClientError, FeedInterrupted, ServerUnavailable
 from server.engine import BadRequest, NotFound, NotReady, RequestError, TooLarge, Unsupported
+from server.feed_file import UnreadableFeed
 from server.store import FeedError, StoreError
 from server.store.shard import ShardMemoryError
 from server.store.values import FieldValueError
@@ -27,6 +28,7 @@ from tensor_ir.errors import DocumentValueError, EvaluationError, IRError, Tenso
 from tensor_ir.expr.errors import RankingError
 from tensor_ir.expr.tensor_json import TensorValueError
 from tensor_ir.expr.types import TypeSyntaxError
+from tensor_ir.onnx_import.context import UndeclaredAttributeError
 from tensor_ir.onnx_import.errors import ModelImportError
 from tensor_ir.onnx_import.registry import RegistryError
 
@@ -60,12 +62,14 @@ STATUS: dict[type[BaseException], grpc.StatusCode] = {
     # never raised by a request's own input: in the server these are bugs of ours
     IRError: C.INTERNAL,  # programs are built and verified at deploy
     RegistryError: C.INTERNAL,
+    UndeclaredAttributeError: C.INTERNAL,  # a converter asking for an attribute its op does not have
     RenderError: C.INTERNAL,  # can_fuse accepts only what the renderer expresses
     NvrtcError: C.INTERNAL,  # the NVRTC check is a tool of the tests, not of requests
     RequestError: C.INTERNAL,  # only its subclasses are raised
     ClientError: C.INTERNAL,  # the client library's errors: raised in clients, not in the server
     ServerUnavailable: C.INTERNAL,
     FeedInterrupted: C.INTERNAL,
+    UnreadableFeed: C.INTERNAL,  # the feed-file reader's own, caught inside it
     TensorRankError: C.INTERNAL,
 }
 

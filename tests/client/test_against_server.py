@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from server.cli import main
-from server.client import Client, FeedOp, ServerUnavailable
+from server.client import Client, ServerUnavailable
+from server.feed_file import FeedOp
 from tests.client.conftest import tensorrank
 
 N = 300

@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from server.client import FeedOp, Progress, read_operations
+from server.feed_file import FeedOp, read_operations
+from server.progress import Progress
 from server.store import FeedError, read_feed
 
 OPS = [{"put": f"id:news:news::{i}", "fields": {"popularity": i / 10, "title": f"t{i} ü"}} for i in range(7)]

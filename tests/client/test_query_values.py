@@ -9,16 +9,8 @@ import numpy as np
 import pytest
 
 from proto.tensorrank.v1 import ranking_pb2 as pb
-from server.client import (
-    ClientError,
-    Query,
-    find_profile,
-    format_json,
-    parse_query_args,
-    query_tensors,
-    response_json,
-    unavailable_message,
-)
+from server.client import ClientError, unavailable_message
+from server.query_args import Query, find_profile, format_json, parse_query_args, query_tensors, response_json
 
 PROFILE = pb.RankProfileInfo(name="mlp", inputs=[
     pb.QueryInputInfo(name="q", type="tensor<float>(x[4])"),
