@@ -11,6 +11,7 @@ import numpy.typing as npt
 import onnx
 
 from tensor_ir.dtypes import CellType
+from tensor_ir.errors import TensorRankError
 from tensor_ir.ir import Node, Op
 from tensor_ir.onnx_import.attributes import NodeAttributes
 from tensor_ir.onnx_import.errors import ModelImportError
@@ -19,11 +20,11 @@ from tensor_ir.onnx_import.errors import ModelImportError
 SubgraphImporter = Callable[[onnx.GraphProto, Sequence[Node]], list[Node]]
 
 
-class UndeclaredAttributeError(AssertionError):
+class UndeclaredAttributeError(TensorRankError, AssertionError):
     """A converter asked for an attribute its op's schema does not declare at the model's
     opset. That is a bug in the converter, not in the model, so it is deliberately not a
-    ModelImportError (nor any TensorRankError): the importer lets it through instead of
-    blaming the model, and the server answers INTERNAL, as for any other bug of ours."""
+    ModelImportError: the importer lets it through instead of blaming the model, and the
+    status table answers INTERNAL for it, as for any other bug of ours."""
 
 
 class NodeContext:
