@@ -15,7 +15,7 @@ from cpu_fallback import NumpyBackend
 from tensor_ir.dtypes import CellType
 from tensor_ir.onnx_import import InputBinding, ModelImportError, import_model, load_model, registry
 from tensor_ir.onnx_import.loading import parse_model
-from tests.shared_data import VESPA_MODELS, vespa_model_names
+from tests.shared_data import VESPA_MODELS, model_params, vespa_model, vespa_model_names
 
 MODELS = vespa_model_names()
 
@@ -103,8 +103,7 @@ def test_malformed_file(tmp_path: Path, content: bytes) -> None:
 
 @pytest.mark.parametrize("name", ["random_encoder.onnx", "dummy_transformer.onnx", "mnist_softmax.onnx"])
 def test_model_cut_in_half(tmp_path: Path, name: str) -> None:
-    if name not in MODELS:
-        pytest.skip(f"{name} not present")
+    vespa_model(name)
     data = (VESPA_MODELS / name).read_bytes()
     path = tmp_path / f"half_{name}"
     path.write_bytes(data[: len(data) // 2])
@@ -113,7 +112,7 @@ def test_model_cut_in_half(tmp_path: Path, name: str) -> None:
     _located(info.value, f"half_{name}")
 
 
-@pytest.mark.parametrize("name", [m for m in MODELS if (VESPA_MODELS / m).stat().st_size < 1000])
+@pytest.mark.parametrize("name", model_params([m for m in MODELS if (VESPA_MODELS / m).stat().st_size < 1000]))
 def test_every_cut_of_a_small_model_is_refused(name: str) -> None:
     """A cut between top-level fields parses as a smaller model: the cut after the graph, before
     opset_import, would read as an opset-1 model. Every prefix must be refused."""
@@ -124,7 +123,7 @@ def test_every_cut_of_a_small_model_is_refused(name: str) -> None:
         assert "truncated" in str(info.value), f"cut at {cut}: {info.value}"
 
 
-@pytest.mark.parametrize("name", MODELS or [pytest.param("-", marks=pytest.mark.skip("no vespa models"))])
+@pytest.mark.parametrize("name", model_params(MODELS))
 def test_vespa_models_load(name: str) -> None:
     """Loading (format checks, no conversion) accepts every real model."""
     model = load_model(VESPA_MODELS / name)
@@ -397,8 +396,7 @@ def test_symbol_sized_by_a_later_input(tmp_path: Path) -> None:
 
 
 def test_copied_model_keeps_its_file_name_in_errors(tmp_path: Path) -> None:
-    if "gather.onnx" not in MODELS:
-        pytest.skip("gather.onnx not present")
+    vespa_model("gather.onnx")
     dst = tmp_path / "renamed_gather.onnx"
     shutil.copy(VESPA_MODELS / "gather.onnx", dst)
     with pytest.raises(ModelImportError) as info:

@@ -25,7 +25,7 @@ from tensor_ir.ir import Role
 from tensor_ir.onnx_import import InputBinding, ModelImportError, import_model
 from tensor_ir.verify import verify
 from tests.conftest import SEED
-from tests.shared_data import VESPA_MODELS, vespa_model_names
+from tests.shared_data import VESPA_MODELS, model_params, vespa_model, vespa_model_names
 
 ort = pytest.importorskip("onnxruntime")
 ort.set_default_logger_severity(3)
@@ -216,16 +216,12 @@ def assert_located(e: ModelImportError, name: str) -> None:
         assert "domain " in text, text
 
 
-@pytest.mark.parametrize(
-    "name",
-    [m for m in MODELS if m not in NOT_BY_ONNXRUNTIME]
-    or [pytest.param("-", marks=pytest.mark.skip("no vespa models"))],
-)
+@pytest.mark.parametrize("name", model_params([m for m in MODELS if m not in NOT_BY_ONNXRUNTIME]))
 def test_model_matches_onnxruntime(name: str) -> None:
     check_against_onnxruntime(name, BINDINGS.get(name, {}))
 
 
-@pytest.mark.parametrize("name", MODELS or [pytest.param("-", marks=pytest.mark.skip("no vespa models"))])
+@pytest.mark.parametrize("name", model_params(MODELS))
 def test_import_outcome_is_a_program_or_a_located_error(name: str) -> None:
     try:
         imported = import_model(
@@ -248,16 +244,14 @@ def test_import_outcome_is_a_program_or_a_located_error(name: str) -> None:
 
 @pytest.mark.parametrize("name", ["simple.onnx", "int_types.onnx", "wrapper_dynamic.onnx"])
 def test_query_tensor_as_query_input(name: str) -> None:
-    if name not in MODELS:
-        pytest.skip(f"{name} not present")
+    vespa_model(name)
     check_against_onnxruntime(name, BINDINGS.get(name, {}), {"query_tensor": Role.QUERY}, seed_offset=1)
 
 
 def test_bias_as_constant_input() -> None:
     """A constant-role input bound to its value is folded into the program."""
     name = "simple.onnx"
-    if name not in MODELS:
-        pytest.skip(f"{name} not present")
+    vespa_model(name)
     bias = np.array([[0.25]], dtype=np.float32)
     imported = import_model(
         VESPA_MODELS / name,
@@ -305,8 +299,7 @@ def test_bias_as_constant_input() -> None:
     ids=lambda v: str(v),
 )
 def test_open_dims_sized_from_bindings(name: str, bound: dict[str, tuple[int, ...]]) -> None:
-    if name not in MODELS:
-        pytest.skip(f"{name} not present")
+    vespa_model(name)
     if name == "dummy_transformer.onnx":
         # the unbound inputs take 'tokens' from the bound one
         model = _load(name)
@@ -324,8 +317,7 @@ def test_open_dims_sized_from_bindings(name: str, bound: dict[str, tuple[int, ..
 
 
 def test_symbolic_dims_that_disagree_are_refused() -> None:
-    if "probe_dynamic_model.onnx" not in MODELS:
-        pytest.skip("model not present")
+    vespa_model("probe_dynamic_model.onnx")
     with pytest.raises(
         ModelImportError, match=r"dimension 'batch' is 2 in input 'input1' but 3 in input 'input2'"
     ) as info:
@@ -337,8 +329,7 @@ def test_symbolic_dims_that_disagree_are_refused() -> None:
 
 
 def test_open_dim_without_binding_is_refused() -> None:
-    if "probe_model.onnx" not in MODELS:
-        pytest.skip("model not present")
+    vespa_model("probe_model.onnx")
     with pytest.raises(
         ModelImportError, match=r"probe_model.onnx.*dimension 'inner' of input 'in1' has no size"
     ):
@@ -353,8 +344,7 @@ def test_open_dim_without_binding_is_refused() -> None:
 def test_mnist_softmax_opset_4() -> None:
     """onnxruntime has no kernels for opset 4; Vespa imported it, and so do we: x @ W + b."""
     name = "mnist_softmax.onnx"
-    if name not in MODELS:
-        pytest.skip(f"{name} not present")
+    vespa_model(name)
     model = _load(name)
     assert model.opset_import[0].version == 4
     weights = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
@@ -373,8 +363,7 @@ def test_mnist_softmax_opset_4() -> None:
 
 def test_gather_with_float_indices_is_refused() -> None:
     name = "gather.onnx"
-    if name not in MODELS:
-        pytest.skip(f"{name} not present")
+    vespa_model(name)
     with pytest.raises(ModelImportError) as info:
         import_model(VESPA_MODELS / name)
     e = info.value
