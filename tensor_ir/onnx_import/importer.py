@@ -13,7 +13,6 @@ import os
 from collections import ChainMap, Counter
 from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -355,7 +354,3 @@ def _as_function(body: Any) -> onnx.FunctionProto:
     fn = onnx.FunctionProto()
     fn.ParseFromString(body)
     return fn
-
-
-def model_path_label(path: str | os.PathLike[str]) -> str:
-    return Path(path).name

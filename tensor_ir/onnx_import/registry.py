@@ -82,7 +82,3 @@ def lookup(domain: str, op_type: str, opset: int) -> Lookup:
             f"(version {best}); refusing to guess at changed semantics",
         )
     return Lookup(table[best])
-
-
-def registered_ops() -> dict[tuple[str, str], list[int]]:
-    return {k: sorted(v) for k, v in _REGISTRY.items()}
