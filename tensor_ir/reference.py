@@ -396,30 +396,7 @@ def _k_topk(node: Node, args: list[Array], n: int) -> Array:
     return np.take(order, np.arange(node.attrs["k"]), axis=ax).astype(np.int64)
 
 
-KERNELS: dict[Op, Kernel] = {
-    Op.MAP: _k_map,
-    Op.JOIN: _k_join,
-    Op.SELECT: _k_select,
-    Op.CAST: _k_cast,
-    Op.REDUCE: _k_reduce,
-    Op.ARG_REDUCE: _k_arg_reduce,
-    Op.SCAN: _k_scan,
-    Op.MATMUL: _k_matmul,
-    Op.RESHAPE: _k_reshape,
-    Op.TRANSPOSE: _k_transpose,
-    Op.BROADCAST: _k_broadcast,
-    Op.CONCAT: _k_concat,
-    Op.SLICE: _k_slice,
-    Op.PAD: _k_pad,
-    Op.GATHER: _k_gather,
-    Op.GATHER_ELEMENTS: _k_gather_elements,
-    Op.GATHER_ND: _k_gather_nd,
-    Op.SCATTER_ELEMENTS: _k_scatter_elements,
-    Op.SCATTER_ND: _k_scatter_nd,
-    Op.TOPK: _k_topk,
-}
-
-# the kernels above that are written for numpy and CuPy alike (see the module doc)
+# the kernels written for numpy and CuPy alike (see the module doc)
 PORTABLE_KERNELS: dict[Op, PortableKernel] = {
     Op.ARG_REDUCE: _k_arg_reduce,
     Op.SCAN: _k_scan,
@@ -433,6 +410,18 @@ PORTABLE_KERNELS: dict[Op, PortableKernel] = {
     Op.GATHER: _k_gather,
     Op.GATHER_ELEMENTS: _k_gather_elements,
     Op.GATHER_ND: _k_gather_nd,
+}
+
+KERNELS: dict[Op, Kernel] = {
+    Op.MAP: _k_map,
+    Op.JOIN: _k_join,
+    Op.SELECT: _k_select,
+    Op.CAST: _k_cast,
+    Op.REDUCE: _k_reduce,
+    Op.SCATTER_ELEMENTS: _k_scatter_elements,
+    Op.SCATTER_ND: _k_scatter_nd,
+    Op.TOPK: _k_topk,
+    **PORTABLE_KERNELS,
 }
 
 
