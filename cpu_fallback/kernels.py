@@ -1,8 +1,9 @@
 """Kernels that write into a caller's buffer, for the blocked evaluator.
 
 Each returns None when it does not apply (the evaluator then falls back to the
-reference kernel, which allocates). Applying is a matter of speed only: the results are
-those of tensor_ir.reference.
+reference kernel, which allocates). Applying is a matter of speed, and the results are
+those of tensor_ir.reference up to float rounding: the sigmoid here is 1 / (1 + exp(-x))
+(the reference takes the two-branch form) and short sums go through BLAS, in another order.
 """
 
 from __future__ import annotations

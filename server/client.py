@@ -2,8 +2,8 @@
 
 The client knows the wire (proto/tensorrank/v1); it never checks a document against the
 schema itself: the server does, and its answer is what the user sees. Errors the user can
-act on are ClientError; a Feed streams operations (server.feed_file.FeedOp) within a window
-of unacknowledged ones. Reading feed files, query arguments and terminal output live in
+act on are ClientError; a feed streams operations (server.feed_file.FeedOp) as FeedBatches
+messages, within a window of unacknowledged ones. Reading feed files, query arguments and terminal output live in
 server.feed_file, server.query_args and server.progress.
 """
 
@@ -151,7 +151,8 @@ class Client:
 
     def feed(self, ops: Iterable[FeedOp], window: int = 4096,
              on_result: Callable[[FeedOp, pb.FeedResult], None] | None = None) -> FeedSummary:
-        """Stream operations over one Feed call, at most `window` unacknowledged at a time.
+        """Stream operations over one FeedBatches call (BATCH per message), at most `window`
+        unacknowledged at a time.
 
         Operations whose text could not be read (`op.error`) are not sent: they count as
         failed and go to `on_result` like the server's answers. Memory stays bounded by the

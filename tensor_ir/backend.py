@@ -1,4 +1,5 @@
-"""The interface both backends implement. Only the server's composition root picks one."""
+"""The interface both backends implement. Code above the engines picks one: the server's
+composition root (server/cli_serve.py), the conformance command and the benchmarks."""
 
 from __future__ import annotations
 

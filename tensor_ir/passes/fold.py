@@ -1,7 +1,9 @@
 """Constant folding: every node whose operands are all constants becomes a constant.
 
-Run when the application is deployed, after the profile's constant inputs are bound, so
-no query ever recomputes what the package already fixes.
+Part of optimize(), which every backend runs when it compiles a profile's programs, so no
+query recomputes what the package already fixes (a profile's constants are constant nodes
+already, and tensor_ir.build folds as it builds; this catches what rewrites expose).
+bind_constants turns constant-role inputs of a program into such nodes.
 """
 
 from __future__ import annotations
