@@ -2,7 +2,8 @@
 
 The package: schema `news` (an ONNX model in a profile with both phases and match features,
 a plain dot product, a heavy model for deadlines, and a profile that only exists to be
-inherited) and schema `other`, so that requests must name their schema.
+inherited) and schema `other`, so that requests must name their schema (with a profile whose
+model gathers at an index the query gives).
 """
 
 from __future__ import annotations
@@ -67,6 +68,11 @@ OTHER_SD = """schema other {
   rank-profile plain {
     first-phase { expression: sum(attribute(v)) }
   }
+  rank-profile pick {
+    inputs { query(i) tensor<float>(d0[1]) }
+    function idx() { expression: query(i) }
+    first-phase { expression: sum(onnx("pick.onnx")) + sum(attribute(v)) }
+  }
 }
 """
 
@@ -108,6 +114,19 @@ def heavy_model(rng: np.random.Generator) -> onnx.ModelProto:
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
+def pick_model() -> onnx.ModelProto:
+    """out[1] = table[int(idx)] with table = [10, 20, 30, 40]: an index the query chooses."""
+    graph = helper.make_graph(
+        [helper.make_node("Cast", ["idx"], ["i"], to=TensorProto.INT64),
+         helper.make_node("Gather", ["table", "i"], ["out"], name="pick_gather")],
+        "pick",
+        [helper.make_tensor_value_info("idx", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1])],
+        [numpy_helper.from_array(np.array([10, 20, 30, 40], np.float32), "table")],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
 def write_package(root: Path, rng: np.random.Generator) -> tuple[Path, onnx.ModelProto]:
     (root / "schemas").mkdir(parents=True)
     (root / "models").mkdir()
@@ -116,6 +135,7 @@ def write_package(root: Path, rng: np.random.Generator) -> tuple[Path, onnx.Mode
     model = my_model(rng)
     onnx.save(model, root / "models" / "my_model.onnx")
     onnx.save(heavy_model(rng), root / "models" / "heavy.onnx")
+    onnx.save(pick_model(), root / "models" / "pick.onnx")
     return root, model
 
 

@@ -149,6 +149,13 @@ def test_offset_pages_and_doc_ids(served: Served) -> None:
     assert [h.id for h in response.hits] == sorted(subset, key=lambda i: (-second[i], i))[:5]
 
 
+def test_a_query_chosen_index_in_range(served: Served) -> None:
+    # the `pick` model's table is [10, 20, 30, 40]; document i of `other` has v = [i, 1]
+    r = served.server.stub.Rank(pb.RankRequest(schema="other", rank_profile="pick", hits=5,
+                                               query={"i": tensor([2.0], "tensor<float>(d0[1])")}), timeout=30)
+    assert [(h.id, h.relevance) for h in r.hits] == [(doc_id(i, "other"), 30.0 + i + 1) for i in (4, 3, 2, 1, 0)]
+
+
 def test_ties_are_broken_by_document_id(served: Served) -> None:
     s = served
     response = s.server.stub.Rank(pb.RankRequest(rank_profile="dot", schema="news", hits=15,
@@ -241,6 +248,10 @@ def _bad_ranks(s: Served) -> list[tuple[str, pb.RankRequest, grpc.StatusCode, st
          "1 of the 2 doc_ids are not in schema 'news': 'id:test:news::nope'"),
         ("removed doc id", req(doc_ids=[doc_id(f"doc{REMOVED:05d}")]), NOT_FOUND, "are not in schema 'news'"),
         ("doc id twice", req(doc_ids=[s.ids[0], s.ids[0]]), INVALID, "is listed twice"),
+        ("query index out of range", req(schema="other", rank_profile="pick",
+                                         query={"i": tensor([7.0], "tensor<float>(d0[1])")}), INVALID,
+         "gather node 'pick_gather': index 7 is out of range for an axis of size 4 (the indices depend on the "
+         "query's values)"),
         ("message over the limit", req(query={"q": pb.Tensor(type=T, values=b"\0" * (2 << 20))}),
          grpc.StatusCode.RESOURCE_EXHAUSTED, "larger than max"),
     ]
