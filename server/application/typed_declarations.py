@@ -99,3 +99,6 @@ class _NoContext:
 
     def onnx(self, model: str, output: str | None, loc: Location, compiler: Any) -> Any:
         raise self._no("onnx()", loc)
+
+    def feature(self, call: Any, compiler: Any) -> Any:
+        return None  # no rank features in a constant value: the name is reported as unknown

@@ -63,6 +63,11 @@ class Context(Protocol):
 
     def onnx(self, model: str, output: str | None, loc: Location, compiler: Compiler) -> TValue: ...
 
+    def feature(self, call: Call, compiler: Compiler) -> TValue | None:
+        """A rank feature (`closeness(field, x)`, `now`, ...) by name, or None when the
+        name is not one this context knows. A bare name arrives as a call without arguments."""
+        ...
+
 
 _ARITH: dict[str, str] = {"+": "add", "-": "sub", "*": "mul", "/": "div", "%": "fmod", "^": "pow"}
 _COMPARE: dict[str, str] = {"==": "eq", "!=": "ne", "<": "lt", "<=": "le", ">": "gt", ">=": "ge"}
@@ -127,6 +132,9 @@ class Compiler:
             return self.locals[e.name]
         if self.context.has_function(e.name):
             return self.context.function(e.name, [], e.loc, self)
+        value = self.context.feature(Call(e.loc, e.name, ()), self)
+        if value is not None:
+            return value
         raise self.error(f"unknown name '{e.name}': not a function argument, lambda variable or function", e.loc)
 
     # ------------------------------------------------------------ joins and maps
@@ -232,6 +240,9 @@ class Compiler:
         builtin = _BUILTINS.get(name)
         if builtin is not None:
             return builtin(self, e)
+        feature = self.context.feature(e, self)
+        if feature is not None:
+            return feature
         raise self.error(f"unknown function '{name}' (not a rank profile function nor a supported feature)", e.loc)
 
     def arity(self, e: Call, n: int) -> None:

@@ -21,9 +21,10 @@ from onnx import ValueInfoProto
 
 from tensor_ir import build
 from tensor_ir.dtypes import CellType
-from tensor_ir.expr.ast import Expr
+from tensor_ir.expr.ast import Call, Expr
 from tensor_ir.expr.compiler import Compiler, as_double
 from tensor_ir.expr.errors import Location, RankingError
+from tensor_ir.expr.features import load_features
 from tensor_ir.expr.parser import parse_expression
 from tensor_ir.expr.types import TensorType
 from tensor_ir.expr.values import TValue
@@ -209,6 +210,10 @@ class _ProfileContext:
         if not args:
             self.memo[name] = value
         return value
+
+    def feature(self, call: Call, compiler: Compiler) -> TValue | None:
+        fn = load_features().get(call.name)
+        return None if fn is None else fn(self, compiler, call)
 
     # ------------------------------------------------------------ ONNX models
 
