@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from cpu_fallback import blas_threads
-from cpu_fallback.kernels import INTO, concat_into
+from cpu_fallback import blas_threads, forest_native
+from cpu_fallback.kernels import INTO, concat_into, streams_rows
 from tensor_ir.backend import Backend, CompiledProgram, run_tail
 from tensor_ir.cancel import check as check_deadline
 from tensor_ir.ir import Node, Op, Variance
@@ -85,7 +85,18 @@ MIN_PARALLEL_FLOPS = 4096
 
 
 def _matmul_flops_per_doc(doc: list[Node]) -> int:
-    return sum(2 * node.size * node.inputs[0].shape[-1] for node in doc if node.op is Op.MATMUL)
+    return sum(2 * node.size * node.inputs[0].shape[-1] for node in doc if node.op is Op.MATMUL) + sum(
+        _forest_work(node) for node in doc if node.op is Op.TREE_ENSEMBLE)
+
+
+def _forest_work(node: Node) -> int:
+    """A tree walk's numpy operations per document, counted like flops: it is compute-bound."""
+    forest = node.attrs["forest"]
+    return int(8 * forest.n_trees * max(forest.max_depth, 1) * (node.size // forest.n_targets))
+
+
+# Bytes per document and tree that a forest's walk holds while it runs (index, value, decision)
+FOREST_BYTES_PER_TREE = 16
 
 
 # Rows per block and step at least: a step costs about 10 us of Python and numpy call overhead
@@ -170,11 +181,15 @@ class _Plan:
                     self._last_use[id(inp)] = i
         placement = self._place_concatenated(self._doc, self._outputs)
         self.block = block_rows(self._live_bytes_per_doc(), block_bytes, len(self._doc))
-        if _matmul_flops_per_doc(self._doc) < MIN_PARALLEL_FLOPS:
+        if _matmul_flops_per_doc(self._doc) < MIN_PARALLEL_FLOPS and not any(streams_rows(n) for n in self._doc):
             # memory-bound: two workers only contend for memory bandwidth, while BLAS's own
             # threads split a matrix-vector product well (lightweight at 1,000,000 documents:
-            # 4.6 ms median with one worker, 6.1 ms with two)
+            # 4.6 ms median with one worker, 6.1 ms with two). A product over long rows runs
+            # on vecdot's one thread instead, so there the workers split it (closeness over
+            # 1,000,000 x 384 floats: see BENCHMARKS.md)
             self.workers = 1
+        if any(node.op is Op.TREE_ENSEMBLE for node in self._doc):
+            forest_native.library()  # compiled (or found in its cache) now, not at the first query
         self._steps: list[_Step] = []
         for i, node in enumerate(self._doc):
             operands = [(x.per_document, id(x)) for x in node.inputs]
@@ -195,7 +210,10 @@ class _Plan:
             if node.op not in _VIEW_OPS and node.op is not Op.INPUT:
                 held[id(node)] = node.size * node.dtype.np_dtype.itemsize
                 live += held[id(node)]
-            peak = max(peak, live)
+            # a forest's walk holds arrays per tree while it runs: blocks sized for them keep the
+            # walk in cache and give every worker blocks to take
+            walk = FOREST_BYTES_PER_TREE * node.attrs["forest"].n_trees if node.op is Op.TREE_ENSEMBLE else 0
+            peak = max(peak, live + walk)
             for x in node.inputs:
                 if self._last_use.get(id(x)) == i and id(x) not in self._outputs:
                     live -= held.pop(id(x), 0)

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 
+from tensor_ir.ir import Op
 from tensor_ir.onnx_import import ModelImportError, import_model, load_model
 from tensor_ir.onnx_import.registry import canonical_domain, lookup
+from tensor_ir.trees import MalformedForest, canonical_forest
+from tensor_ir.trees.lightgbm_json import lightgbm_forest
+from tensor_ir.trees.xgboost_json import xgboost_forest
 
 
 def inspect_model(path: str) -> tuple[str, bool]:
+    if path.endswith(".json"):
+        return _inspect_gbdt(path)
     try:
         proto = load_model(path)
     except ModelImportError as e:
@@ -37,6 +44,9 @@ def inspect_model(path: str) -> tuple[str, bool]:
     try:
         imported = import_model(proto, name=Path(path).name)
         lines.append(imported.program.describe())
+        for node in imported.program.nodes():
+            if node.op is Op.TREE_ENSEMBLE:
+                lines.append(f"tree ensemble '{node.label}': {node.attrs['forest'].describe()}")
     except ModelImportError as e:
         lines.append(f"conversion failed: {e}")
         ok = False
@@ -44,6 +54,24 @@ def inspect_model(path: str) -> tuple[str, bool]:
         lines.append("ops without a direct converter (expanded from onnx function bodies where onnx defines "
                      "one): " + ", ".join(sorted(set(unsupported))))
     return "\n".join(lines), ok
+
+
+def _inspect_gbdt(path: str) -> tuple[str, bool]:
+    """An XGBoost or LightGBM dump, as xgboost() and lightgbm() read it."""
+    name = Path(path).name
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        return f"error: {name}: {e}", False
+    kind, reader = ("lightgbm", lightgbm_forest) if isinstance(data, dict) else ("xgboost", xgboost_forest)
+    try:
+        spec = reader(data, name)
+        forest = canonical_forest(spec)
+    except MalformedForest as e:
+        return f"error: {e}", False
+    lines = [f"model: {name}  ({kind} dump, read by {kind}(\"{name}\"))", forest.describe(),
+             "features (rank features or profile functions, by name): " + ", ".join(spec.feature_names)]
+    return "\n".join(lines), True
 
 
 def _type(vi: object) -> str:

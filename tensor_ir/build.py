@@ -29,6 +29,7 @@ from tensor_ir.ir import (
     Role,
     Variance,
 )
+from tensor_ir.trees.forest import Forest
 
 _PREDICATES = frozenset({"not", "isnan", "isinf", "isposinf", "isneginf"})
 
@@ -370,6 +371,21 @@ def topk(x: Node, k: int, axis: int, largest: bool, sorted_: bool = True, label:
     shape = tuple(k if i == ax else d for i, d in enumerate(x.shape))
     attrs = {"axis": ax, "k": int(k), "largest": largest, "sorted": sorted_}
     return _make(Op.TOPK, [x], attrs, shape, CellType.INT64, label)
+
+
+def tree_ensemble(x: Node, forest: Forest, label: str = "") -> Node:
+    """The forest's scores ([..., targets], its accumulation type) for inputs [..., features];
+    base values added, no post-transform (those stay ordinary ops)."""
+    if not isinstance(forest, Forest):
+        raise IRError(f"tree_ensemble needs a canonical Forest, got {type(forest).__name__}")
+    if x.rank < 1:
+        raise IRError("tree_ensemble needs inputs with a feature axis, got a scalar")
+    if x.dtype is not forest.input_type:
+        raise IRError(f"{forest!r} compares {forest.input_type.np_name} inputs, got {x.dtype.np_name}; cast first")
+    if x.shape[-1] < forest.n_features:
+        raise IRError(f"{forest!r} reads {forest.n_features} features, the input has {x.shape[-1]}")
+    shape = (*x.shape[:-1], forest.n_targets)
+    return _make(Op.TREE_ENSEMBLE, [x], {"forest": forest}, shape, forest.accumulate_type, label)
 
 
 def as_array(values: npt.ArrayLike, dtype: CellType) -> Node:

@@ -57,6 +57,8 @@ class Op(enum.Enum):
     SCATTER_ELEMENTS = ("scatter_elements", OpGroup.INDEXING)  # inputs: data, idx, upd; attrs: axis, reduction
     SCATTER_ND = ("scatter_nd", OpGroup.INDEXING)  # inputs: data, idx, upd; attrs: reduction
     TOPK = ("topk", OpGroup.INDEXING)  # attrs: axis, k, largest, sorted -> int64 indices
+    # a tree ensemble, seen whole so each backend walks it its own way (tensor_ir/trees)
+    TREE_ENSEMBLE = ("tree_ensemble", OpGroup.CONTRACTION)  # inputs: x [..., features]; attrs: forest
 
     def __init__(self, label: str, group: OpGroup) -> None:
         self.label = label

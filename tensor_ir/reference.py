@@ -28,6 +28,7 @@ from tensor_ir.casts import widen as _wide
 from tensor_ir.elementwise import BINARY, UNARY
 from tensor_ir.errors import DocumentValueError, EvaluationError
 from tensor_ir.ir import Node, Op, Variance
+from tensor_ir.trees.walk import evaluate as tree_scores
 
 Array = npt.NDArray[Any]
 Kernel = Callable[[Node, list[Array], int], Array]
@@ -396,6 +397,14 @@ def _k_topk(node: Node, args: list[Array], n: int) -> Array:
     return np.take(order, np.arange(node.attrs["k"]), axis=ax).astype(np.int64)
 
 
+def _k_tree_ensemble(node: Node, args: list[Array], n: int) -> Array:
+    """tensor_ir/trees/walk.py walks the forest over the flattened leading axes."""
+    (x,) = args
+    forest = node.attrs["forest"]
+    flat = x.reshape(-1, x.shape[-1])
+    return tree_scores(forest, flat).reshape((*x.shape[:-1], forest.n_targets))
+
+
 # the kernels written for numpy and CuPy alike (see the module doc)
 PORTABLE_KERNELS: dict[Op, PortableKernel] = {
     Op.ARG_REDUCE: _k_arg_reduce,
@@ -421,6 +430,7 @@ KERNELS: dict[Op, Kernel] = {
     Op.SCATTER_ELEMENTS: _k_scatter_elements,
     Op.SCATTER_ND: _k_scatter_nd,
     Op.TOPK: _k_topk,
+    Op.TREE_ENSEMBLE: _k_tree_ensemble,
     **PORTABLE_KERNELS,
 }
 

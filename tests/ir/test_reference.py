@@ -763,6 +763,7 @@ def test_every_primitive_is_covered() -> None:
         "map", "join", "select", "cast", "reduce", "arg_reduce", "scan", "matmul", "reshape", "transpose",
         "broadcast", "concat", "slice", "pad", "gather", "gather_elements", "gather_nd", "scatter_elements",
         "scatter_nd", "topk",
+        "tree_ensemble",  # against a per-document walk in tests/trees/test_forest.py
     }  # fmt: skip
     assert tested == {op.label for op in Op if op not in (Op.INPUT, Op.CONSTANT)}
 

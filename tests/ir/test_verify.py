@@ -10,6 +10,8 @@ from tensor_ir.dtypes import CellType
 from tensor_ir.errors import IRError
 from tensor_ir.ir import Attrs, ConstValue, Node, Op, Role, Variance
 from tensor_ir.program import Program, ProgramInput
+from tensor_ir.trees import Forest, ForestSpec, NodeSpec, TreeSpec, canonical_forest
+from tensor_ir.trees import spec as S
 from tensor_ir.verify import verify
 
 F32 = CellType.FLOAT32
@@ -23,6 +25,11 @@ def x() -> Node:
 
 def q() -> Node:
     return build.input_("q", Role.QUERY, (3,), F32)
+
+
+def _one_split_forest() -> Forest:
+    leaf = (NodeSpec(S.LEAF, weights=((0, 1.0),)), NodeSpec(S.LEAF, weights=((1, 2.0),)))
+    return canonical_forest(ForestSpec((TreeSpec((NodeSpec(S.BRANCH_LT, 2, 0.5, 1, 2), *leaf)),), 3, 2))
 
 
 def every_primitive() -> Program:
@@ -58,6 +65,7 @@ def every_primitive() -> Program:
             "none",
         ),
         "topk": build.topk(a, 2, 1, False),
+        "tree_ensemble": build.tree_ensemble(a, _one_split_forest()),
         "constant": build.join("mul", a, build.constant(np.float32(2))),
     }
     return Program(outs)

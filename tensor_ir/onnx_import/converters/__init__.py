@@ -20,6 +20,10 @@ MODULES = (
     "pooling",
     "resize",
     "grid_sample",
+    "ml_trees",
+    "ml_tree_classifier",
+    "ml_featurizers",
+    "ml_encoders",
 )
 
 _done = False
