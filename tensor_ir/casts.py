@@ -18,6 +18,11 @@ rules into CUDA:
 - -> float: IEEE round-to-nearest-even, +-inf beyond the range. float8 targets with
   `saturate` clip to their largest finite value first (ONNX's table); float8e8m0 rounds
   its exponent as `round_mode` says.
+
+Vespa's ranking expressions convert to bfloat16 differently: a double becomes a float
+(nearest), and the float keeps its upper 16 bits (truncation toward zero, vespalib's
+BFloat16). `truncate_to_bfloat16` does that on the host; the expression compiler builds
+the same rule from IR nodes (tensor_ir.expr.values), so the IR's own cast stays ONNX's.
 """
 
 from __future__ import annotations
@@ -106,6 +111,17 @@ def cast_cells(x: Array, src: CellType, to: CellType, saturate: bool = True, rou
                 value = value.astype(np.float32)
             value = np.clip(value, float(fi.min), float(fi.max))
         return np.asarray(value).astype(to.np_dtype)
+
+
+def truncate_to_bfloat16(x: Array) -> Array:
+    """Vespa's bfloat16 conversion (module doc): via float, then the low 16 bits dropped.
+    NaN stays NaN (dropping the bits of a NaN whose payload is all low bits would make it
+    an infinity)."""
+    with np.errstate(all="ignore"):
+        f = np.asarray(x).astype(np.float32)
+    kept = (f.view(np.uint32) & np.uint32(0xFFFF0000)).view(np.float32)
+    out: Array = np.where(np.isnan(f), f, kept).astype(ml_dtypes.bfloat16)
+    return out
 
 
 _E8M0_MIN = 2.0**-127

@@ -36,12 +36,23 @@ from tensor_ir.expr.ast import (
     Unary,
 )
 from tensor_ir.expr.errors import Location, RankingError
+from tensor_ir.expr.generator_functions import generated, takes_dimensions
 from tensor_ir.expr.literals import generate, literal
 from tensor_ir.expr.math_functions import MATH_FUNCTIONS
 from tensor_ir.expr.slices import slice_value
 from tensor_ir.expr.tensor_functions import TENSOR_FUNCTIONS
-from tensor_ir.expr.types import TensorType
-from tensor_ir.expr.values import TValue, as_double, compute_cell, expand_to, scalar, unify_cells, with_cell
+from tensor_ir.expr.types import TensorType, is_hidden
+from tensor_ir.expr.values import (
+    TValue,
+    as_double,
+    compute_cell,
+    expand_to,
+    hidden_names,
+    rename_dims,
+    scalar,
+    unify_cells,
+    with_cell,
+)
 from tensor_ir.ir import Node
 
 # as_double moved to values; it stays importable from here
@@ -208,13 +219,7 @@ class Compiler:
             fn = _COMPARE[op]
             return self.truth(self.join(a, b, lambda x, y: build.join(fn, x, y), loc), a, b)
         if op == "~=":
-            def approx(x: Node, y: Node) -> Node:
-                diff = build.map_("abs", build.join("sub", x, y))
-                scale = build.join("max", build.map_("abs", x), build.map_("abs", y))
-                tol = build.join("mul", scale, build.scalar(1e-6, x.dtype))
-                return build.join("le", diff, build.join("max", tol, build.scalar(1e-9, x.dtype)))
-
-            return self.truth(self.join(a, b, approx, loc), a, b)
+            return self.truth(self.join(a, b, approx_equal, loc), a, b)
         if op in ("&&", "||"):
             fn = "and" if op == "&&" else "or"
             joined = self.join(a, b, lambda x, y: build.join(fn, self.nonzero(x), self.nonzero(y)), loc)
@@ -227,7 +232,15 @@ class Compiler:
         name, args = e.name, e.args
         if name == "onnx" or name == "onnxModel":
             return self.onnx_call(e)
+        if takes_dimensions(e):
+            # random(x[2]), range(x[3]), diag(x[2],y[2]): Vespa's parser reads these before
+            # any function or feature of the same name
+            return generated(self, e)
         if e.output is not None:
+            # rank features have named outputs too (freshness(f).logscale)
+            named = None if self.context.has_function(name) else self.context.feature(e, self)
+            if named is not None:
+                return named
             raise self.error(f"'{name}(...).{e.output}': only onnx(...) has named outputs", e.loc)
         if name in ("attribute", "query", "constant"):
             if len(args) != 1 or not isinstance(args[0], Name | Str):
@@ -257,19 +270,27 @@ class Compiler:
         raise self.error("expected a dimension name", e.loc)
 
     def reduce(self, v: TValue, agg: str, dims: list[str], loc: Location) -> TValue:
-        names = v.type.names
+        """Over the named visible dimensions, or all visible ones; hidden dimensions (one
+        number per generator cell) stay."""
+        visible = v.type.visible_names
         for d in dims:
-            if d not in names:
+            if d not in visible:
                 raise self.error(f"cannot reduce over dimension '{d}': the value has type {v.type}", loc)
-        axes = [names.index(d) for d in dims] if dims else list(range(len(names)))
-        kept = tuple((n, s) for n, s in v.type.dims if n not in (dims or names))
-        ct = CellType.FLOAT64 if not kept else compute_cell(v.type.cell)
+        gone = set(dims or visible)
+        axes = [i for i, n in enumerate(v.type.names) if n in gone]
+        kept = tuple(d for d in v.type.dims if d[0] not in gone)
+        ct = CellType.FLOAT64 if not any(not is_hidden(n) for n, _ in kept) else compute_cell(v.type.cell)
         x = with_cell(v, ct).node
         count = int(np.prod([v.type.dims[a][1] for a in axes], dtype=np.int64))
+        shape = [s for _, s in kept]
         if agg == "count":
-            out = build.broadcast(build.scalar(count, ct), [s for _, s in kept])
+            out = build.broadcast(build.scalar(count, ct), shape)
+        elif not axes:
+            out = x
         elif agg == "avg":
             out = build.join("div", build.reduce(x, "sum", axes, False), build.scalar(count, ct))
+        elif agg in ("max", "min"):
+            out = _first_nan_kept(x, agg, axes, shape)
         else:
             out = build.reduce(x, agg, axes, False)
         return TValue(out, TensorType(ct, kept))
@@ -302,12 +323,62 @@ class Compiler:
         return e
 
     def apply_lambda(self, lam: Lambda, values: list[TValue]) -> TValue:
+        """The lambda's body with its parameters bound to `values` as they are."""
         return self.with_locals(dict(zip(lam.params, values, strict=True))).compile(lam.body)
 
+    def apply_per_cell(self, lam: Lambda, values: list[TValue]) -> TValue:
+        """The lambda applied to each cell of `values` (all of one type): in Vespa each
+        parameter is one number, so here the cells' dimensions are hidden while the body
+        compiles (tensor_ir.expr.types) and come back on its result, which must be a number."""
+        names = sorted({n for v in values for n in v.type.visible_names})
+        hidden = hidden_names(names)
+        cells = [rename_dims(v, hidden) for v in values]
+        out = self.with_locals(dict(zip(lam.params, cells, strict=True))).compile(lam.body)
+        if not out.is_scalar:
+            raise self.error(f"a lambda must give a number for each cell, but gives {out.type}", lam.body.loc)
+        return rename_dims(out, {h: n for n, h in hidden.items()})
+
     def fill(self, v: TValue, t: TensorType, loc: Location) -> TValue:
-        """v broadcast to the dimensions of t (a lambda body may use fewer of them)."""
-        extra = set(v.type.names) - set(t.names)
+        """v broadcast to the dimensions of t (a lambda body may use fewer of them); the
+        hidden dimensions v has stay."""
+        extra = set(v.type.visible_names) - set(t.names)
         if extra:
             raise self.error(f"the lambda's result has dimensions {sorted(extra)} that {t} lacks", loc)
-        node = build.broadcast(expand_to(with_cell(v, t.cell), t.dims), t.shape)
-        return TValue(node, t)
+        dims = tuple(sorted({**dict(v.type.hidden), **dict(t.dims)}.items()))
+        node = build.broadcast(expand_to(with_cell(v, t.cell), dims), [s for _, s in dims])
+        return TValue(node, TensorType(t.cell, dims))
+
+
+def _first_nan_kept(x: Node, agg: str, axes: list[int], shape: list[int]) -> Node:
+    """Vespa's max and min keep their first operand where a comparison fails, so a
+    reduction is NaN only where its first cell (in cell order) is, and skips later NaNs."""
+    fill = build.scalar(-np.inf if agg == "max" else np.inf, x.dtype)
+    skipped = build.select(build.map_("isnan", x), fill, x)
+    best = build.reduce(skipped, agg, axes, False)
+    starts = [0] * x.rank
+    stops = [1 if i in axes else s for i, s in enumerate(x.shape)]
+    first = build.reshape(build.slice_(x, starts, stops, [1] * x.rank), shape)
+    return build.select(build.map_("isnan", first), first, best)
+
+
+def approx_equal(x: Node, y: Node) -> Node:
+    """vespalib's approx_equal (Vespa's `~=`), in doubles: equal, or beyond 1 in
+    magnitude a ratio within one float step of 1, or else the two as floats at most one
+    float step apart (the midpoint of two floats, exact in double, rounds to one of them
+    exactly when no float lies between them)."""
+    f32, f64 = CellType.FLOAT32, CellType.FLOAT64
+    x, y = build.cast(x, f64), build.cast(y, f64)
+
+    def k(value: float, ct: CellType = f64) -> Node:
+        return build.scalar(value, ct)
+
+    equal = build.join("eq", x, y)
+    big = build.join("gt", build.map_("abs", x), k(1.0))
+    ratio = build.cast(build.join("div", y, x), f32)
+    near_one = build.join("and", build.join("ge", ratio, k(1.0 - 2.0**-24, f32)),
+                          build.join("le", ratio, k(1.0 + 2.0**-23, f32)))
+    fx, fy = build.cast(x, f32), build.cast(y, f32)
+    mid = build.cast(build.join("mul", build.join("add", build.cast(fx, f64), build.cast(fy, f64)), k(0.5)), f32)
+    adjacent = build.join("and", build.join("or", build.join("eq", mid, fx), build.join("eq", mid, fy)),
+                          build.join("le", build.map_("abs", fy), k(2.0, f32)))
+    return build.join("or", equal, build.select(big, near_one, adjacent))

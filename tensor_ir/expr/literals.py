@@ -7,16 +7,18 @@ A literal whose cells are all numbers becomes one constant; cells computed from 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 
 from tensor_ir import build
+from tensor_ir.casts import cast_cells, truncate_to_bfloat16
 from tensor_ir.dtypes import CellType
 from tensor_ir.expr.ast import Expr, Generate, Literal, TypeSpec
 from tensor_ir.expr.errors import Location
 from tensor_ir.expr.types import TensorType, TypeSyntaxError, parse_type
-from tensor_ir.expr.values import TValue, as_double, scalar
+from tensor_ir.expr.values import TValue, as_double, convert, expand_to, hidden_names, rename_dims, scalar
 from tensor_ir.ir import Op
 
 if TYPE_CHECKING:
@@ -24,19 +26,24 @@ if TYPE_CHECKING:
 
 
 def generate(c: Compiler, e: Generate) -> TValue:
+    """Each dimension name is, in the body, one number: its cell's index (Vespa evaluates
+    the body per cell). All cells are computed at once, so that number has a hidden
+    dimension along the generator's cells (tensor_ir.expr.types), distinct for every
+    generator so nested ones shadow and mix correctly; the body's result must be a number,
+    and its hidden dimensions from this generator become the generator's dimensions."""
     t = _tensor_type(c, e.type)
-    # each dimension name is bound to its index vector; the body joins them by name
-    body = c.with_locals({n: _iota(t, n) for n in t.names}).compile(e.body)
-    extra = set(body.type.names) - set(t.names)
-    if extra:
-        raise c.error(f"generator body has dimensions {sorted(extra)} that the type {t} lacks", e.body.loc)
-    return c.fill(body, t, e.body.loc)
+    hidden = hidden_names(t.names)
+    body = c.with_locals({n: _iota(hidden[n], t.size_of(n)) for n in t.names}).compile(e.body)
+    if not body.is_scalar:
+        raise c.error(f"a generator's body must give a number for each cell of {t}, but gives {body.type}",
+                      e.body.loc)
+    visible = rename_dims(body, {h: n for n, h in hidden.items()})
+    return c.fill(visible, t, e.body.loc)
 
 
-def _iota(t: TensorType, name: str) -> TValue:
-    s = t.size_of(name)
-    return TValue(build.constant(np.arange(s, dtype=np.float64), CellType.FLOAT64),
-                  TensorType(CellType.FLOAT64, ((name, s),)))
+def _iota(name: str, size: int) -> TValue:
+    return TValue(build.constant(np.arange(size, dtype=np.float64), CellType.FLOAT64),
+                  TensorType(CellType.FLOAT64, ((name, size),)))
 
 
 def _tensor_type(c: Compiler, spec: TypeSpec) -> TensorType:
@@ -77,14 +84,25 @@ def literal(c: Compiler, e: Literal) -> TValue:
             if cells[flat_index] is not None:
                 raise c.error(f"cell {{{', '.join(f'{n}:{i}' for n, i in addr)}}} is given twice", value.loc)
             cells[flat_index] = _cell_value(c, value)
-    if all(cell is None or cell.node.op is Op.CONSTANT for cell in cells):
+    if all(cell is None or (cell.node.op is Op.CONSTANT and cell.type.rank == 0) for cell in cells):
         arr = np.asarray([0.0 if cell is None else float(cell.node.value) for cell in cells], dtype=np.float64)
-        return TValue(build.constant(arr.reshape(t.shape).astype(t.cell.np_dtype), t.cell), t)
+        return TValue(build.constant(_cells_of(arr.reshape(t.shape), t.cell), t.cell), t)
     # cells computed from features (Vespa allows it in literals): stack them
-    zero = scalar(0.0).node
-    parts = [build.reshape(zero if cell is None else cell.node, [1]) for cell in cells]
-    node = build.reshape(build.cast(build.concat(parts, 0), t.cell), t.shape)
-    return TValue(node, t)
+    # (inside a generator a cell may be one number per generator cell: hidden dimensions)
+    zero = scalar(0.0)
+    hidden = tuple(sorted({d for cell in cells if cell is not None for d in cell.type.hidden}))
+    outer = [s for _, s in hidden]
+    parts = [build.reshape(build.broadcast(expand_to(zero if cell is None else cell, hidden), outer), [*outer, 1])
+             for cell in cells]
+    node = build.reshape(convert(build.concat(parts, len(outer)), t.cell), [*outer, *t.shape])
+    return rename_dims(TValue(node, TensorType(t.cell, (*hidden, *t.dims))), {})
+
+
+def _cells_of(values: npt.NDArray[np.float64], cell: CellType) -> npt.NDArray[Any]:
+    """Doubles as cells of `cell`, converted as Vespa converts (values.convert)."""
+    if cell is CellType.BFLOAT16:
+        return truncate_to_bfloat16(values)
+    return cast_cells(values, CellType.FLOAT64, cell)
 
 
 def _dense_cells(c: Compiler, items: tuple[object, ...], t: TensorType, loc: Location) -> list[Expr]:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from tensor_ir import build
+from tensor_ir.expr import bit_functions
 from tensor_ir.expr.ast import Call
 from tensor_ir.expr.values import TValue
 from tensor_ir.ir import Node
@@ -114,4 +115,6 @@ MATH_FUNCTIONS: dict[str, Callable[[Compiler, Call], TValue]] = {
     "elu": _elu,
     "atan2": _atan2,
     "ldexp": _ldexp,
+    "bit": bit_functions.bit,
+    "hamming": bit_functions.hamming,
 }

@@ -153,6 +153,10 @@ class Parser:
         """`x in [a, b, c]`: Vespa's shorthand for x == a || x == b || x == c."""
         loc = self.advance().loc
         self.expect("[")
+        if self.at("]"):
+            # an empty set holds nothing: 0 for every cell (x == x is there for x's type)
+            self.advance()
+            return Binary(loc, "&&", Binary(loc, "==", left, left), Num(loc, 0.0))
         items: list[Expr] = []
         while True:
             items.append(self.expr(_IN_PRECEDENCE + 1))
@@ -192,6 +196,10 @@ class Parser:
     def slice_by_dim(self, target: Expr) -> Expr:
         loc = self.expect("{").loc
         parts: list[tuple[str, Expr]] = []
+        if self.at("}"):
+            # `x{}`: a mapped dimension spec (random(x{})), refused by whoever reads it
+            self.advance()
+            return SliceExpr(loc, target, (), None)
         while True:
             if self.tok.kind != "ident":
                 raise self.error("expected a dimension name in the slice")
@@ -205,14 +213,9 @@ class Parser:
             return SliceExpr(loc, target, tuple(parts), None)
 
     def label_value(self) -> Expr:
-        if self.tok.kind == "num":
-            t = self.advance()
-            return Num(t.loc, _number(t))
-        if self.at("("):
-            self.advance()
-            e = self.expr()
-            self.expect(")")
-            return e
+        """A label is an expression, as in Vespa's Java parser, which turns `{x:1-x}` into
+        `{x:(1-x)}`: a number, a name (a dimension variable, function argument or
+        function) or any arithmetic of them, with or without parentheses."""
         return self.expr()
 
     def primary(self) -> Expr:
@@ -334,6 +337,11 @@ class Parser:
         spec = self.type_spec()
         if self.at(":"):
             self.advance()
+            if "{}" in spec.text and (self.at("{") or self.at("[")):
+                # values of a mapped or mixed type ({'foo':0.5, bar:1.2}, {a:[1,2]}): skipped
+                # here, so that compiling refuses the type by name ("mapped dimension")
+                self.skip_balanced()
+                return Literal(spec.loc, spec, None, ())
             if self.at("["):
                 return Literal(spec.loc, spec, self.dense_values(), None)
             if self.at("{"):
@@ -345,6 +353,19 @@ class Parser:
             self.expect(")", "to close the generator body")
             return Generate(spec.loc, spec, body)
         raise self.error("expected ':' and values, or '(' and a generator expression, after the tensor type")
+
+    def skip_balanced(self) -> None:
+        """Past one bracketed group, `{...}` or `[...]`, with whatever nests inside it."""
+        closing = {"{": "}", "[": "]", "(": ")"}
+        stack = [closing[self.advance().text]]
+        while stack:
+            if self.tok.kind == "eof":
+                raise self.error(f"expected '{stack[-1]}' to close the tensor's values")
+            t = self.advance()
+            if t.kind == "op" and t.text in closing:
+                stack.append(closing[t.text])
+            elif t.kind == "op" and t.text == stack[-1]:
+                stack.pop()
 
     def dense_values(self) -> tuple[object, ...]:
         self.expect("[")

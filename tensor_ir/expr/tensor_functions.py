@@ -1,6 +1,8 @@
 """Vespa's tensor functions, by the name an expression calls them: map, join, reduce and
 the aggregators, rename, concat, cell_cast, the normalisations and distances, softmax,
-argmax, expand, range, diag, and if.
+argmax, expand, range, diag, and if; merge, median, cell_order, the subspace functions and
+unpack_bits come from their own modules (merge_functions, order_functions,
+subspace_functions, bit_functions).
 
 Each takes the `Compiler` and the call, and builds its value from the compiler's
 primitives (join, map, reduce, fill, ...). A new tensor function goes here, into
@@ -16,10 +18,20 @@ import numpy as np
 
 from tensor_ir import build
 from tensor_ir.dtypes import CellType
+from tensor_ir.expr import bit_functions, merge_functions, order_functions, subspace_functions
 from tensor_ir.expr.ast import Call, Expr, Name, NameList
 from tensor_ir.expr.types import TensorType
-from tensor_ir.expr.values import TValue, as_double, compute_cell, expand_to, unify_cells, with_cell
-from tensor_ir.ir import Op
+from tensor_ir.expr.values import (
+    TValue,
+    as_double,
+    compute_cell,
+    convert,
+    expand_to,
+    storage_cells,
+    unify_cells,
+    with_cell,
+)
+from tensor_ir.ir import Node, Op
 
 if TYPE_CHECKING:
     from tensor_ir.expr.compiler import Compiler
@@ -58,15 +70,30 @@ def _max_min(fn: str) -> Callable[[Compiler, Call], TValue]:
         if _is_reduction(c, e):
             return c.reduce(c.compile(e.args[0]), fn, [c.dim_name(a) for a in e.args[1:]], e.loc)
         c.arity(e, 2)
-        return c.join(c.compile(e.args[0]), c.compile(e.args[1]), lambda x, y: build.join(fn, x, y), e.loc)
+        return c.join(c.compile(e.args[0]), c.compile(e.args[1]), lambda x, y: first_nan_kept(fn, x, y), e.loc)
 
     return convert
 
 
+def first_nan_kept(fn: str, x: Node, y: Node) -> Node:
+    """Vespa's max and min (std::max, std::min): y only where it compares greater (less),
+    so x is kept where either is NaN."""
+    return build.select(build.join("gt" if fn == "max" else "lt", y, x), y, x)
+
+
 def _if(c: Compiler, e: Call) -> TValue:
-    c.arity(e, 3)
-    cond, a, b = (c.compile(x) for x in e.args)
-    cell = unify_cells(a, b)
+    """if(cond, a, b) and if(cond, a, b, p): p, the chance that cond holds, only tells
+    Vespa's optimiser which branch to expect. The branches' cell types unify without
+    decay (int8 stays int8)."""
+    if len(e.args) == 4:
+        p = c.compile(e.args[3])
+        if not (p.type.rank == 0 and p.node.op is Op.CONSTANT and 0.0 <= float(p.node.value) <= 1.0):
+            raise c.error("if()'s fourth argument, the probability that the condition holds, must be a "
+                          "number between 0 and 1", e.args[3].loc)
+    else:
+        c.arity(e, 3)
+    cond, a, b = (c.compile(x) for x in e.args[:3])
+    cell = storage_cells(a, b)
     dims = c.joint_dims([cond, a, b], e.loc)
     shape = [s for _, s in dims]
     test = c.nonzero(expand_to(cond, dims))
@@ -78,7 +105,7 @@ def _map(c: Compiler, e: Call) -> TValue:
     c.arity(e, 2)
     v = c.compile(e.args[0])
     lam = c.lambda_of(e.args[1], 1, "map")
-    out = c.apply_lambda(lam, [v])
+    out = c.apply_per_cell(lam, [v])
     if v.is_scalar:
         return as_double(c.fill(out, TensorType(CellType.FLOAT64, ()), lam.body.loc))
     return c.fill(out, TensorType(compute_cell(v.type.cell), v.type.dims), lam.body.loc)
@@ -93,16 +120,18 @@ def _join(c: Compiler, e: Call) -> TValue:
     joint = TensorType(cell, dims)
     na = TValue(build.broadcast(expand_to(with_cell(a, cell), dims), joint.shape), joint)
     nb = TValue(build.broadcast(expand_to(with_cell(b, cell), dims), joint.shape), joint)
-    return c.fill(c.apply_lambda(lam, [na, nb]), joint, lam.body.loc)
+    return c.fill(c.apply_per_cell(lam, [na, nb]), joint, lam.body.loc)
 
 
 def _reduce(c: Compiler, e: Call) -> TValue:
     if len(e.args) < 2:
         raise c.error("reduce() takes a tensor, an aggregator and optional dimensions", e.loc)
     agg = c.dim_name(e.args[1])
+    if agg == "median":
+        return order_functions.median_reduce(c, c.compile(e.args[0]), [c.dim_name(a) for a in e.args[2:]], e.loc)
     if agg not in AGGREGATORS:
-        hint = " ('median' is not supported)" if agg == "median" else ""
-        raise c.error(f"unknown aggregator '{agg}' (expected one of {', '.join(AGGREGATORS)}){hint}", e.args[1].loc)
+        raise c.error(f"unknown aggregator '{agg}' (expected one of {', '.join(AGGREGATORS)}, median)",
+                      e.args[1].loc)
     return c.reduce(c.compile(e.args[0]), agg, [c.dim_name(a) for a in e.args[2:]], e.loc)
 
 
@@ -145,7 +174,7 @@ def _concat(c: Compiler, e: Call) -> TValue:
                               e.loc)
     sa = a.type.size_of(dim) if dim in a.type.names else 1
     sb = b.type.size_of(dim) if dim in b.type.names else 1
-    cell = unify_cells(a, b)
+    cell = storage_cells(a, b)  # without decay: int8 with int8 stays int8
     parts = []
     dims_out = tuple(sorted({**others, dim: sa + sb}.items()))
     for v, s in ((a, sa), (b, sb)):
@@ -163,7 +192,7 @@ def _cell_cast(c: Compiler, e: Call) -> TValue:
     except ValueError as err:
         raise c.error(str(err), e.args[1].loc) from None
     # a number keeps the rounding of the cast but stays a double
-    return as_double(TValue(build.cast(v.node, cell), TensorType(cell, v.type.dims)))
+    return as_double(TValue(convert(v.node, cell), TensorType(cell, v.type.dims)))
 
 
 def _l2_normalize(c: Compiler, e: Call) -> TValue:
@@ -305,4 +334,11 @@ TENSOR_FUNCTIONS: dict[str, Callable[[Compiler, Call], TValue]] = {
     "expand": _expand,
     "range": _range,
     "diag": _diag,
+    "merge": merge_functions.merge,
+    "median": order_functions.median,
+    "cell_order": order_functions.cell_order,
+    "map_subspaces": subspace_functions.map_subspaces,
+    "filter_subspaces": subspace_functions.filter_subspaces,
+    "top": subspace_functions.top,
+    "unpack_bits": bit_functions.unpack_bits,
 }

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from tensor_ir.casts import truncate_to_bfloat16
 from tensor_ir.dtypes import CellType
 from tensor_ir.errors import TensorRankError
 from tensor_ir.expr.types import TensorType, TypeSyntaxError, parse_type
@@ -36,6 +37,8 @@ def tensor_from_json(value: Any, t: TensorType, allow_nonfinite: bool = False) -
         big = np.abs(arr[np.isfinite(arr)]) > np.finfo(np.float32).max
         if big.any():
             raise TensorValueError("a value does not fit cell type float")
+    if t.cell is CellType.BFLOAT16:
+        return truncate_to_bfloat16(arr)  # as Vespa converts a fed value (tensor_ir.casts)
     return arr.astype(t.cell.np_dtype)
 
 

@@ -2,6 +2,13 @@
 
 Dimensions are kept sorted by name, which is Vespa's cell order, so two values with the
 same dimensions always agree on axis order. Only indexed (dense) dimensions exist here.
+
+A generator's or lambda's variable is one number per cell in Vespa. The compiler computes
+all cells at once, so it gives such a number *hidden* dimensions, one per variable it
+depends on, named with a '#' that no Vespa identifier has: they join by name like any
+other, but no function sees them (a reduction leaves them alone, `count` does not count
+them, the type string omits them), and the generator that made them turns them into its
+own dimensions at the end.
 """
 
 from __future__ import annotations
@@ -22,6 +29,13 @@ _SCALARS = {
 }
 _TENSOR = re.compile(r"^\s*tensor\s*(?:<\s*(\w+)\s*>)?\s*\((.*)\)\s*$", re.S)
 _DIM = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(\[\s*(\d*)\s*\]|\{\s*\})\s*$")
+
+
+HIDDEN_MARK = "#"
+
+
+def is_hidden(name: str) -> bool:
+    return HIDDEN_MARK in name
 
 
 class TypeSyntaxError(TensorRankError, ValueError):
@@ -56,11 +70,25 @@ class TensorType:
     def size_of(self, name: str) -> int:
         return dict(self.dims)[name]
 
+    @property
+    def visible(self) -> tuple[tuple[str, int], ...]:
+        """The dimensions an expression can see and name (module doc: hidden ones)."""
+        return tuple(d for d in self.dims if not is_hidden(d[0]))
+
+    @property
+    def hidden(self) -> tuple[tuple[str, int], ...]:
+        return tuple(d for d in self.dims if is_hidden(d[0]))
+
+    @property
+    def visible_names(self) -> tuple[str, ...]:
+        return tuple(n for n, _ in self.visible)
+
     def __str__(self) -> str:
-        if not self.dims:
+        dims = self.visible
+        if not dims:
             return "double" if self.cell is CellType.FLOAT64 else (self.cell.vespa_name or self.cell.np_name)
         cell = "" if self.cell is CellType.FLOAT64 else f"<{self.cell.vespa_name or self.cell.np_name}>"
-        return f"tensor{cell}(" + ",".join(f"{n}[{s}]" for n, s in self.dims) + ")"
+        return f"tensor{cell}(" + ",".join(f"{n}[{s}]" for n, s in dims) + ")"
 
 
 def parse_type(text: str) -> TensorType:

@@ -1,16 +1,22 @@
 """Typed values of the expression compiler: an IR node plus its named dimensions.
 
 Dimensions are sorted by name (Vespa's cell order), so joining two values only inserts
-size-1 axes; it never transposes.
+size-1 axes; it never transposes. A value without visible dimensions is a number, even
+when it has hidden ones (one number per cell of a generator: tensor_ir.expr.types).
+
+Cell types follow Vespa's CellMeta: `unify_cells` is a join's (the wider type, int8 and
+bfloat16 computed as float), `storage_cells` what concat, if and merge keep (int8 with
+int8 stays int8). Converting to bfloat16 truncates, as vespalib's BFloat16 does.
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 from tensor_ir import build
 from tensor_ir.dtypes import CellType
-from tensor_ir.expr.types import TensorType
+from tensor_ir.expr.types import HIDDEN_MARK, TensorType
 from tensor_ir.ir import Node
 
 # Vespa's cell types in order of precision; bfloat16 and int8 are storage types that
@@ -29,7 +35,8 @@ class TValue:
 
     @property
     def is_scalar(self) -> bool:
-        return self.type.rank == 0
+        """A number in Vespa's sense: no dimension an expression can see."""
+        return not self.type.visible
 
 
 def compute_cell(ct: CellType) -> CellType:
@@ -48,10 +55,59 @@ def unify_cells(a: TValue, b: TValue) -> CellType:
     return wide
 
 
+def storage_cells(a: TValue, b: TValue) -> CellType:
+    """Vespa's CellMeta::unify without decay: a number takes the other's cell type, equal
+    types stay, double wins, anything else is float."""
+    if a.is_scalar and b.is_scalar:
+        return CellType.FLOAT64
+    if a.is_scalar:
+        return b.type.cell
+    if b.is_scalar or a.type.cell is b.type.cell:
+        return a.type.cell
+    if CellType.FLOAT64 in (a.type.cell, b.type.cell):
+        return CellType.FLOAT64
+    return CellType.FLOAT32
+
+
+def convert(node: Node, cell: CellType) -> Node:
+    """`node` in cells of `cell`, converted as Vespa converts (bfloat16 truncates)."""
+    if node.dtype is cell:
+        return node
+    if cell is CellType.BFLOAT16 and node.dtype.is_float:
+        return _truncate_to_bfloat16(node)
+    return build.cast(node, cell)
+
+
+_BF16_MAX = float.fromhex("0x1.fep127")
+
+
+def _truncate_to_bfloat16(node: Node) -> Node:
+    """tensor_ir.casts.truncate_to_bfloat16 from IR nodes. The IR's cast rounds to nearest;
+    where that went away from zero, the bfloat16 next toward zero is the one nearest to
+    |r| * (1 - 2^-8): that product is exact in float and lies between half a step and
+    one step below |r| (exactly one step where |r| is a power of two)."""
+    f32 = CellType.FLOAT32
+    f = build.cast(node, f32)  # a double becomes the nearest float first, as in Vespa
+
+    def k(value: float) -> Node:
+        return build.scalar(value, f32)
+
+    def bf16(x: Node) -> Node:
+        return build.cast(build.cast(x, CellType.BFLOAT16), f32)
+
+    af = build.map_("abs", f)
+    ar = build.map_("abs", bf16(f))
+    below = bf16(build.join("mul", ar, k(1.0 - 2.0**-8)))
+    below = build.select(build.map_("isinf", ar), k(_BF16_MAX), below)  # a finite float past the largest
+    mag = build.select(build.join("gt", ar, af), below, ar)
+    signed = build.select(build.join("lt", f, k(0.0)), build.map_("neg", mag), mag)
+    return build.cast(signed, CellType.BFLOAT16)
+
+
 def with_cell(v: TValue, cell: CellType) -> TValue:
     if v.type.cell is cell and v.node.dtype is cell:
         return v
-    return TValue(build.cast(v.node, cell), TensorType(cell, v.type.dims))
+    return TValue(convert(v.node, cell), TensorType(cell, v.type.dims))
 
 
 def as_double(v: TValue) -> TValue:
@@ -72,6 +128,24 @@ def scalar(value: float) -> TValue:
         if len(_SCALARS) < 4096:
             _SCALARS[key] = v
     return v
+
+
+_TAGS = itertools.count(1)
+
+
+def hidden_names(names: tuple[str, ...] | list[str]) -> dict[str, str]:
+    """Hidden names for the variables of one generator or lambda (tensor_ir.expr.types):
+    unique to it, so nested ones shadow and mix correctly."""
+    tag = next(_TAGS)
+    return {n: f"{n}{HIDDEN_MARK}{tag}" for n in names}
+
+
+def rename_dims(v: TValue, mapping: dict[str, str]) -> TValue:
+    """v with dimensions renamed (old -> new), axes reordered to keep names sorted."""
+    renamed = [(mapping.get(n, n), i) for i, n in enumerate(v.type.names)]
+    order = sorted(renamed)
+    node = build.transpose(v.node, [i for _, i in order])
+    return TValue(node, TensorType(v.type.cell, tuple((n, v.type.dims[i][1]) for n, i in order)))
 
 
 def expand_to(v: TValue, dims: tuple[tuple[str, int], ...]) -> Node:

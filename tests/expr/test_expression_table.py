@@ -164,11 +164,12 @@ TABLE: list[tuple[str, str, Any, Any]] = [
     ("tensor(x[2]):{{x:0}:5, {x:1}:7}", "tensor(x[2])", [5, 7], SAME),
     ("tensor<float>(x[2],y[2]):{{x:0,y:1}:5, {x:1,y:0}:7}", "tensor<float>(x[2],y[2])", [[0, 5], [7, 0]], SAME),
     ("tensor(x[2]):[attribute(pop), -1]", "tensor(x[2])", [0.5, -1], [2, -1]),
-    # cell_cast: bfloat16 keeps 8 significant bits, rounding to nearest
+    # cell_cast: bfloat16 keeps 8 significant bits, truncating (vespalib's BFloat16):
+    # 1/3 is 0x1.555556p-2 as a float, 85 steps of 2^-9 and a part; 4/3 is 170.67 steps of 2^-7
     ("cell_cast(attribute(v), double)", "tensor(x[3])", [1, 2, 3], [4, 5, 6]),
     ("cell_cast(attribute(dv), bfloat16)", "tensor<bfloat16>(x[3])", [1, 2, 3], [-1, 0, 2]),
-    ("cell_cast(attribute(v) / 3, bfloat16)", "tensor<bfloat16>(x[3])", [0.333984375, 0.66796875, 1],
-     [1.3359375, 1.6640625, 2]),
+    ("cell_cast(attribute(v) / 3, bfloat16)", "tensor<bfloat16>(x[3])", [85 / 256, 170 / 256, 1],
+     [170 / 128, 213 / 128, 2]),
     # slicing: by dimension, by position, with computed indices; a single cell is a double
     ("attribute(v){x:1}", "double", 2, 5),
     ("attribute(v)[2]", "double", 3, 6),
