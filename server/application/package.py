@@ -17,7 +17,9 @@ import numpy.typing as npt
 import onnx
 
 from server.application.errors import SchemaError
-from server.application.sd_parser import ConstantRef, SchemaDef, parse_schema
+from server.application.inheritance import resolve_inheritance
+from server.application.schema_defs import Note
+from server.application.sd_parser import ConstantRef, SchemaDef, parse_profile_file, parse_schema
 from tensor_ir.expr.ast import Expr
 from tensor_ir.expr.errors import Location, RankingError
 from tensor_ir.expr.profile import CompiledProfile, ProfileDef, compile_profile, vespa_identifier
@@ -54,9 +56,28 @@ class Application:
     def __init__(self, path: Path, schemas: dict[str, Schema]) -> None:
         self.path = path
         self.schemas = schemas
+        # every located problem of the package (check reports them all; load raises the first)
+        self.problems: list[SchemaError] = []
+
+    @property
+    def notes(self) -> list[Note]:
+        """Settings accepted without effect, each with its location and reason."""
+        notes = [n for s in self.schemas.values() for n in s.definition.notes]
+        return sorted(notes, key=lambda n: (n.loc.file, n.loc.line, n.loc.column))
 
     @staticmethod
     def load(path: str | os.PathLike[str]) -> Application:
+        """The package, every profile compiled; raises the first problem (for serving)."""
+        app = _Loader(Path(path)).load()
+        if app.problems:
+            raise app.problems[0]
+        return app
+
+    @staticmethod
+    def check(path: str | os.PathLike[str]) -> Application:
+        """The package with every problem found in `problems`: each schema file and each rank
+        profile is checked on its own, so one problem does not hide the others. Raises only
+        where the package itself cannot be read (no directory, no schemas)."""
         return _Loader(Path(path)).load()
 
     def profile(self, schema: str, profile: str) -> CompiledProfile:
@@ -74,6 +95,7 @@ class _Loader:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.models: dict[Path, tuple[str, onnx.ModelProto]] = {}
+        self.problems: list[SchemaError] = []
 
     def load(self) -> Application:
         if not self.root.is_dir():
@@ -82,22 +104,53 @@ class _Loader:
         files = sorted(sd_dir.glob("*.sd")) if sd_dir.is_dir() else []
         if not files:
             raise SchemaError(f"application package '{self.root}' has no schemas/*.sd files")
-        schemas: dict[str, Schema] = {}
+        definitions: dict[str, SchemaDef] = {}
         for f in files:
-            rel = str(f.relative_to(self.root))
+            found: list[SchemaError] = []
             try:
-                text = f.read_text(encoding="utf-8")
-            except UnicodeDecodeError as e:
-                raise SchemaError(f"{rel} is not UTF-8 text: {e}") from None
-            sd = parse_schema(text, rel)
-            if f.stem != sd.name:
-                raise SchemaError(f"schema '{sd.name}' must be in a file named {sd.name}.sd", sd.loc)
-            if sd.name in schemas:
-                raise SchemaError(f"schema '{sd.name}' is defined twice", sd.loc)
-            schemas[sd.name] = Schema(sd)
+                sd = self._parse(f, found)
+            except SchemaError as e:
+                self.problems += found or [e]
+                continue
+            if sd.name in definitions:
+                self.problems.append(SchemaError(f"schema '{sd.name}' is defined twice", sd.loc))
+                continue
+            definitions[sd.name] = sd
+        try:
+            resolve_inheritance(definitions)
+        except SchemaError as e:
+            self.problems.append(e)
+            definitions = {}
+        schemas = {name: Schema(sd) for name, sd in definitions.items()}
         for schema in schemas.values():
+            self.problems += schema.definition.problems
+            self._check_inherits(schema.definition)
             self._compile(schema)
-        return Application(self.root, schemas)
+        app = Application(self.root, schemas)
+        app.problems = self.problems
+        return app
+
+    def _parse(self, f: Path, found: list[SchemaError]) -> SchemaDef:
+        rel = str(f.relative_to(self.root))
+        sd = parse_schema(_read(f, rel), rel, found)
+        if f.stem != sd.name:
+            raise SchemaError(f"schema '{sd.name}' must be in a file named {sd.name}.sd", sd.loc)
+        # rank profiles may also live in schemas/<schema>/*.profile, one file each
+        for pf in sorted((f.parent / sd.name).glob("*.profile")):
+            prel = str(pf.relative_to(self.root))
+            try:
+                parse_profile_file(_read(pf, prel), prel, sd)
+            except SchemaError as e:
+                sd.problems.append(e)
+        return sd
+
+    def _check_inherits(self, sd: SchemaDef) -> None:
+        for p in sd.profiles.values():
+            for parent in p.inherits:
+                if parent not in sd.profiles and parent != "default":
+                    problem = SchemaError(f"rank profile '{p.name}' inherits unknown profile '{parent}'", p.loc)
+                    self.problems.append(problem)
+                    sd.broken_profiles.setdefault(p.name, problem)
 
     def _constant(self, ref: ConstantRef) -> tuple[TensorType, npt.NDArray[Any]]:
         path = safe_path(self.root, ref.file, f"constant '{ref.name}' file", ref.loc)
@@ -114,18 +167,7 @@ class _Loader:
         return ref.type, value
 
     def _load_model(self, ref: str, loc: Location) -> tuple[str, onnx.ModelProto]:
-        names = [ref] if ref.endswith(".onnx") else [ref, f"{ref}.onnx"]  # onnx(name) finds name.onnx
-        candidates = [n for name in names for n in ([name] if "/" in name else [f"models/{name}", name])]
-        for c in candidates:
-            path = safe_path(self.root, c, "model file", loc)
-            if path.is_file():
-                break
-        else:
-            found = self._model_by_vespa_name(ref, loc)
-            if found is None:
-                raise SchemaError(f"model file '{ref}' not found in the package (looked in "
-                                  f"{', '.join(candidates)})", loc)
-            path = found
+        path = self._model_path(ref, ".onnx", loc)  # onnx(name) finds name.onnx
         if path not in self.models:
             label = str(path.relative_to(self.root.resolve()))
             try:
@@ -134,17 +176,27 @@ class _Loader:
                 raise SchemaError(str(e), loc) from None
         return self.models[path]
 
-    def _model_by_vespa_name(self, ref: str, loc: Location) -> Path | None:
-        """Vespa names models/sub/my-model.onnx `sub_my_model`: the path under models/,
-        without .onnx, made an identifier."""
+    def _read_model_file(self, ref: str, loc: Location) -> tuple[str, bytes]:
+        """A model file other than ONNX (xgboost("f.json"), lightgbm(name))."""
+        path = self._model_path(ref, ".json", loc)
+        return str(path.relative_to(self.root.resolve())), path.read_bytes()
+
+    def _model_path(self, ref: str, suffix: str, loc: Location) -> Path:
+        """models/REF, then REF, each also with `suffix` added where missing; else the file
+        whose path under models/, without the suffix, Vespa's identifier makes REF."""
+        names = [ref] if ref.endswith(suffix) else [ref, f"{ref}{suffix}"]
+        candidates = [n for name in names for n in ([name] if "/" in name else [f"models/{name}", name])]
+        for c in candidates:
+            path = safe_path(self.root, c, "model file", loc)
+            if path.is_file():
+                return path
         models = self.root / "models"
-        if "/" in ref or not models.is_dir():
-            return None
-        for f in sorted(models.rglob("*.onnx")):
-            rel = f.relative_to(models).with_suffix("").as_posix()
-            if vespa_identifier(rel) == ref:
-                return safe_path(self.root, f.relative_to(self.root).as_posix(), "model file", loc)
-        return None
+        if "/" not in ref and models.is_dir():
+            # Vespa names models/sub/my-model.onnx `sub_my_model`
+            for f in sorted(models.rglob(f"*{suffix}")):
+                if vespa_identifier(f.relative_to(models).with_suffix("").as_posix()) == ref:
+                    return safe_path(self.root, f.relative_to(self.root).as_posix(), "model file", loc)
+        raise SchemaError(f"model file '{ref}' not found in the package (looked in {', '.join(candidates)})", loc)
 
     def _merged(self, sd: SchemaDef, name: str, seen: tuple[str, ...] = ()) -> ProfileDef:
         p = sd.profiles[name]
@@ -153,8 +205,8 @@ class _Loader:
         merged = ProfileDef(name, p.loc)
         # with several parents, a later one adds to and overrides what earlier ones give
         for parent in p.inherits:
-            if parent == "default" and parent not in sd.profiles:
-                continue
+            if parent == "default" and (parent not in sd.profiles or name == "default"):
+                continue  # Vespa's built-in default profile, which adds nothing here
             base = self._merged(sd, parent, (*seen, name))
             merged.functions.update(base.functions)
             merged.inputs.update(base.inputs)
@@ -165,6 +217,10 @@ class _Loader:
             if base.second_phase is not None:
                 merged.second_phase = base.second_phase
                 merged.rerank_count = base.rerank_count
+            if base.global_phase is not None:
+                merged.global_phase = base.global_phase
+                merged.global_rerank_count = base.global_rerank_count
+            merged.rank_properties.update(base.rank_properties)
             merged.match_features = _union(merged.match_features, base.match_features)
             merged.summary_features = _union(merged.summary_features, base.summary_features)
         merged.functions.update(p.functions)
@@ -178,26 +234,62 @@ class _Loader:
         if p.second_phase is not None:
             merged.second_phase = p.second_phase
             merged.rerank_count = p.rerank_count
+        if p.global_phase is not None:
+            merged.global_phase = p.global_phase
+            merged.global_rerank_count = p.global_rerank_count
+        merged.rank_properties.update(p.rank_properties)
         merged.match_features = _union(merged.match_features, p.match_features)
         merged.summary_features = _union(merged.summary_features, p.summary_features)
         return replace(merged)
 
     def _compile(self, schema: Schema) -> None:
         sd = schema.definition
-        constants = {name: self._constant(ref) for name, ref in sd.constant_files.items()}
+        constants: dict[str, tuple[TensorType, npt.NDArray[Any]]] = {}
+        for name, ref in sd.constant_files.items():
+            try:
+                constants[name] = self._constant(ref)
+            except SchemaError as e:
+                self.problems.append(e)
         for name in sd.profiles:
-            merged = self._merged(sd, name)
-            if merged.first_phase is None:
-                log.info("rank profile %s.%s has no first-phase: only for inheritance", sd.name, name)
+            broken = self._broken_ancestor(sd, name)
+            if broken is not None:
+                if broken != name:
+                    self.problems.append(SchemaError(
+                        f"rank profile '{name}' is not compiled: it inherits rank profile '{broken}', which has "
+                        f"a problem: {sd.broken_profiles[broken].message}", sd.profiles[name].loc))
                 continue
             try:
+                merged = self._merged(sd, name)
+                if merged.first_phase is None and merged.second_phase is None and merged.global_phase is None:
+                    log.info("rank profile %s.%s has no first-phase: only for inheritance", sd.name, name)
+                    continue
                 schema.profiles[name] = compile_profile(
-                    merged, sd.fields, self._load_model, constants, sd.onnx_models
+                    merged, sd.fields, self._load_model, constants, sd.onnx_models, read_file=self._read_model_file
                 )
-            except SchemaError:
-                raise
+            except SchemaError as e:
+                self.problems.append(e)
             except RankingError as e:
-                raise SchemaError(f"rank profile '{name}': {e.message}", e.location) from None
+                self.problems.append(SchemaError(f"rank profile '{name}': {e.message}", e.location))
+
+    def _broken_ancestor(self, sd: SchemaDef, name: str, seen: tuple[str, ...] = ()) -> str | None:
+        """The profile itself or the first profile it inherits from that has a problem of its own."""
+        if name in sd.broken_profiles:
+            return name
+        p = sd.profiles.get(name)
+        if p is None or name in seen:
+            return None
+        for parent in p.inherits:
+            found = self._broken_ancestor(sd, parent, (*seen, name))
+            if found is not None:
+                return found
+        return None
+
+
+def _read(f: Path, rel: str) -> str:
+    try:
+        return f.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise SchemaError(f"{rel} is not UTF-8 text: {e}") from None
 
 
 def _union(first: list[tuple[str, Expr]], more: list[tuple[str, Expr]]) -> list[tuple[str, Expr]]:

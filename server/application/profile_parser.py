@@ -7,8 +7,10 @@ import re
 
 from server.application.errors import SchemaError
 from server.application.file_blocks import parse_onnx_model
+from server.application.profile_tuning import PHASE_TUNING, tuning
 from server.application.scanner import Scanner
 from server.application.schema_defs import ConstantRef, SchemaDef
+from server.application.settings import read_value
 from server.application.typed_declarations import parse_typed_declaration
 from tensor_ir.expr.ast import Expr
 from tensor_ir.expr.errors import Location
@@ -41,20 +43,21 @@ def parse_profile(s: Scanner, schema: SchemaDef) -> ProfileDef:
         elif kw == "constants":
             _constants(s, p, schema)
         elif kw == "first-phase":
-            p.first_phase = _phase(s, p, second=False)
+            p.first_phase = _phase(s, p, schema, second=False)
         elif kw == "second-phase":
-            p.second_phase = _phase(s, p, second=True)
+            p.second_phase = _phase(s, p, schema, second=True)
         elif kw in ("match-features", "summary-features"):
             feats = _features(s)
             (p.match_features if kw == "match-features" else p.summary_features).extend(feats)
         elif kw == "onnx-model":
             m = parse_onnx_model(s)
             p.onnx_models[m.name] = m
-        elif kw in ("num-threads-per-search", "min-hits-per-thread", "rank-properties", "global-phase",
-                    "diversity", "mutate", "rank"):
-            raise s.error(f"'{kw}' is not supported by tensorrank", kw_loc)
+        elif kw == "global-phase":
+            _global_phase(s, p)
+        elif kw == "rank-properties":
+            _rank_properties(s, p, schema)
         else:
-            raise s.error(f"unknown rank profile element '{kw}'", kw_loc)
+            tuning(s, kw, kw_loc, p, schema)
     return p
 
 
@@ -86,7 +89,7 @@ def _function(s: Scanner) -> FunctionDef:
     return FunctionDef(name, tuple(params), body, loc)
 
 
-def _phase(s: Scanner, p: ProfileDef, second: bool) -> Expr:
+def _phase(s: Scanner, p: ProfileDef, schema: SchemaDef, second: bool) -> Expr:
     s.expect("{")
     expr: Expr | None = None
     loc = s.here()
@@ -98,24 +101,67 @@ def _phase(s: Scanner, p: ProfileDef, second: bool) -> Expr:
         if kw == "expression":
             expr = _expression(s)
         elif kw == "rerank-count" and second:
-            s.expect(":")
-            vloc = s.here()
-            text = s.word("a number")
-            try:
-                n = int(text.strip())
-            except ValueError:
-                raise SchemaError(f"rerank-count must be a whole number, got '{text.strip()}'", vloc) from None
-            if n <= 0:
-                raise SchemaError("rerank-count must be positive", vloc)
-            p.rerank_count = n
+            p.rerank_count = _rerank_count(s)
         elif kw in ("keep-rank-count", "rank-score-drop-limit"):
-            raise s.error(f"'{kw}' is not supported by tensorrank", kw_loc)
+            s.expect(":", f"after '{kw}'")
+            value, _ = read_value(s)
+            schema.note(kw_loc, f"rank profile '{p.name}' {kw}: {value}", PHASE_TUNING[kw])
         else:
             raise s.error(f"unknown phase property '{kw}' (expected expression"
                           f"{' or rerank-count' if second else ''})", kw_loc)
     if expr is None:
         raise SchemaError("phase has no expression", loc)
     return expr
+
+
+def _rerank_count(s: Scanner) -> int:
+    s.expect(":")
+    vloc = s.here()
+    text = s.word("a number")
+    try:
+        n = int(text.strip())
+    except ValueError:
+        raise SchemaError(f"rerank-count must be a whole number, got '{text.strip()}'", vloc) from None
+    if n <= 0:
+        raise SchemaError("rerank-count must be positive", vloc)
+    return n
+
+
+def _global_phase(s: Scanner, p: ProfileDef) -> None:
+    """`global-phase { expression: ... rerank-count: N }`: kept on the profile."""
+    opened = s.expect("{", "to open the global-phase")
+    expr: Expr | None = None
+    while not s.accept("}"):
+        if s.at_end():
+            raise s.error(f"missing '}}' at the end of the global-phase (opened at {opened.line}:{opened.column})")
+        kw_loc = s.here()
+        kw = s.word("'expression' or 'rerank-count'")
+        if kw == "expression":
+            expr = _expression(s)
+        elif kw == "rerank-count":
+            p.global_rerank_count = _rerank_count(s)
+        else:
+            raise s.error(f"unknown global-phase property '{kw}' (expected expression or rerank-count)", kw_loc)
+    if expr is None:
+        raise SchemaError("global-phase has no expression", opened)
+    p.global_phase = expr
+
+
+def _rank_properties(s: Scanner, p: ProfileDef, schema: SchemaDef) -> None:
+    """`rank-properties { bm25(text).k1: 0.9 }`: name: value per line, kept for the features
+    that read them."""
+    opened = s.expect("{", "to open rank-properties")
+    while not s.accept("}"):
+        if s.at_end():
+            raise s.error(f"missing '}}' at the end of rank-properties (opened at {opened.line}:{opened.column})")
+        loc = s.here()
+        text, _ = s.raw(stop_at_newline=True)
+        name, colon, value = text.rpartition(":")
+        if not colon or not name.strip():
+            raise SchemaError(f"rank-properties: expected 'name: value', found '{text.strip()}'", loc)
+        p.rank_properties[name.strip()] = value.strip().strip('"')
+        schema.note(loc, f"rank profile '{p.name}' rank-properties {name.strip()}",
+                    "kept for the feature it configures; features here read only the properties they document")
 
 
 def _expression(s: Scanner) -> Expr:

@@ -163,3 +163,79 @@ class Scanner:
             raise self.error(f"missing '{want}' to close the '{opener}' at {oloc.line}:{oloc.column} "
                              "before the end of the file", oloc)
         return self.text[start:self.pos].rstrip(), loc
+
+    def word_on_line(self) -> str | None:
+        """The next word if it is on this line (a quoted string counts), else None; nothing
+        is consumed when there is none."""
+        self.skip(newlines=False)
+        if self.pos < len(self.text) and self.text[self.pos] == '"':
+            return self.string()
+        w = self.peek_word_on_line()
+        if not w:
+            return None
+        self._advance(len(w))
+        return w
+
+    def peek_word_on_line(self) -> str:
+        self.skip(newlines=False)
+        end = self.pos
+        while end < len(self.text) and self.text[end] in _WORD:
+            end += 1
+        return self.text[self.pos:end]
+
+    def peek_on_line(self) -> str:
+        """The next character on this line past blanks and a comment; '\\n' at the end of the line."""
+        self.skip(newlines=False)
+        if self.pos >= len(self.text):
+            return ""
+        return self.text[self.pos]
+
+    def skip_block(self, opened: Location) -> None:
+        """Past the '}' that closes a block whose '{' was already read: after a located error
+        inside it, so the parts that follow can still be checked."""
+        depth = 1
+        while self.pos < len(self.text):
+            ch = self.text[self.pos]
+            if ch == "#":
+                self.skip()
+                continue
+            if ch in "\"'":
+                # as raw() reads strings: one that the line does not close leaves the block unclear
+                qloc = self.loc()
+                self._advance()
+                while self.pos < len(self.text) and self.text[self.pos] not in (ch, "\n"):
+                    self._advance()
+                if self.pos >= len(self.text) or self.text[self.pos] != ch:
+                    raise self.error("unterminated string", qloc)
+            elif ch == "{":
+                depth += 1
+            elif ch == "}":
+                depth -= 1
+                if depth == 0:
+                    self._advance()
+                    return
+            self._advance()
+        raise self.error("missing '}' to close the block opened here", opened)
+
+    def save(self) -> tuple[int, int, int]:
+        return self.pos, self.line, self.col
+
+    def restore(self, state: tuple[int, int, int]) -> None:
+        self.pos, self.line, self.col = state
+
+    def skip_element(self, start: tuple[int, int, int]) -> None:
+        """Back to `start` and past the whole `name ... { ... }` element that begins there, after
+        a located error inside it; raises (a SchemaError) where its braces do not close."""
+        self.restore(start)
+        while self.pos < len(self.text) and self.text[self.pos] != "{":
+            if self.text[self.pos] == "}":
+                raise self.error("'}' before the '{' of the element")
+            if self.text[self.pos] == "#":
+                self.skip()
+                continue
+            self._advance()
+        if self.pos >= len(self.text):
+            raise self.error("missing '{'")
+        opened = self.loc()
+        self._advance()
+        self.skip_block(opened)

@@ -3,6 +3,7 @@ the name, the type and the value, which must be constant."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -25,16 +26,21 @@ def parse_typed_declaration(text: str, loc: Location, wrapper: str, need_default
         name = t[len(wrapper) + 1:close].strip()
         rest = t[close + 1:].strip()
     else:
-        parts = t.split(None, 1)
-        if not parts:
+        m = re.match(r"([^\s:]*)\s*(.*)$", t, re.S)
+        if not t or m is None:
             raise SchemaError(f"expected a {wrapper} declaration", loc)
-        name = parts[0].rstrip(":")
-        rest = parts[1] if len(parts) > 1 else ""
+        name, rest = m.group(1), m.group(2).strip()
     if not name.replace("_", "a").replace("$", "a").replace("@", "a").isalnum():
         raise SchemaError(f"'{name}' is not a valid {wrapper} name", loc)
+    if rest.startswith(":") and wrapper == "constant":
+        # untyped `name: value`: a number is a double, a tensor literal has its own type
+        return (name, *_untyped_value(rest[1:].strip(), loc, f"constant({name})"))
     type_text, default_text = _split_default(rest)
     if not type_text:
         type_text = "double"
+    if type_text == "string":
+        raise SchemaError(f"{wrapper}({name}): string {wrapper} input is not supported (only numbers and tensors)",
+                          loc)
     try:
         type_ = parse_type(type_text)
     except TypeSyntaxError as e:
@@ -57,6 +63,18 @@ def _split_default(rest: str) -> tuple[str, str | None]:
         elif ch == ":" and depth == 0:
             return rest[:i].strip(), rest[i + 1:].strip()
     return rest.strip(), None
+
+
+def _untyped_value(text: str, loc: Location, what: str) -> tuple[TensorType, npt.NDArray[Any]]:
+    try:
+        expr = parse_expression(text, loc.file, loc.line, loc.column)
+        v = Compiler(_NoContext()).compile(expr)
+    except RankingError as e:
+        raise SchemaError(f"{what}: bad value: {e.message}", loc) from None
+    if v.node.op is not Op.CONSTANT:
+        raise SchemaError(f"{what}: the value must be a constant", loc)
+    t = TensorType(v.type.cell, v.type.dims)
+    return t, np.asarray(v.node.value, dtype=t.cell.np_dtype)
 
 
 def _value_of(text: str, t: TensorType, loc: Location, what: str) -> npt.NDArray[Any]:

@@ -12,6 +12,7 @@ cells (what the wire carries).
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 from collections.abc import Mapping, Sequence
@@ -21,8 +22,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from server.store.structured import JSON_KINDS, STRING_KINDS, check_value, describe_json, to_text
+from server.store.structured import FieldValueError as FieldValueError  # raised and caught by its old name
+from tensor_ir.casts import truncate_to_bfloat16
 from tensor_ir.dtypes import CellType
-from tensor_ir.errors import TensorRankError
 from tensor_ir.expr.profile import FieldDef
 from tensor_ir.expr.tensor_json import TensorValueError, tensor_from_json
 from tensor_ir.expr.types import TensorType
@@ -46,8 +49,6 @@ _SCALAR_NAMES = {
 _F32_MAX = float(np.finfo(np.float32).max)
 
 
-class FieldValueError(TensorRankError, ValueError):
-    """A value that does not fit its field; the caller adds the document id and field name."""
 
 
 def type_text(t: TensorType | None) -> str:
@@ -62,16 +63,23 @@ def type_text(t: TensorType | None) -> str:
 class FieldSpec:
     """A document field with what storing and checking its values needs."""
 
-    __slots__ = ("attribute", "cells", "dtype", "float_cells", "is_scalar", "is_string", "name", "nbytes", "shape",
-                 "type", "type_text")
+    __slots__ = ("attribute", "cells", "declared", "dtype", "float_cells", "is_json", "is_scalar", "is_string", "kind",
+                 "name", "nbytes", "shape", "structs", "type", "type_text")
 
-    def __init__(self, name: str, type: TensorType | None, attribute: bool) -> None:
+    def __init__(self, name: str, type: TensorType | None, attribute: bool, declared: str = "", kind: str = "",
+                 structs: Mapping[str, Mapping[str, str]] | None = None) -> None:
         self.name = name
         self.type = type
         self.attribute = attribute
+        # not a number or tensor: text (string, uri, raw, predicate, reference) or, for
+        # collections, structs and positions, canonical JSON text (structured.py)
         self.is_string = type is None
+        self.kind = kind or ("string" if type is None else "tensor")
+        self.is_json = type is None and self.kind in JSON_KINDS
+        self.declared = declared or type_text(type)
+        self.structs = dict(structs or {})
         self.is_scalar = type is not None and type.rank == 0
-        self.type_text = type_text(type)
+        self.type_text = self.declared if type is None else type_text(type)
         self.float_cells = type is not None and type.cell.is_float
         if type is None:
             self.dtype: np.dtype[Any] = np.dtype(object)
@@ -120,9 +128,20 @@ class FieldSpec:
                 raise FieldValueError(f"{self.type_text} takes {self.nbytes} bytes of raw little-endian "
                                       f"{self.cell_name} cells ({self.cells} cells), got {len(raw)} bytes")
             return self.convert(raw, unchecked)
+        if self.is_json:
+            if isinstance(value, str) and self.kind != "position":
+                # the wire carries these as their JSON text
+                try:
+                    value = json.loads(value)
+                except json.JSONDecodeError:
+                    raise FieldValueError(f"{self.declared} takes a JSON value (or its text), got "
+                                          f"{describe_json(value)}") from None
+            return to_text(check_value(value, self.declared, self.structs))
         if self.type is None:
+            if self.kind in STRING_KINDS and self.kind != "string":
+                check_value(value, self.declared, self.structs)
             if not isinstance(value, str):
-                raise FieldValueError(f"expected a string, got {_describe(value)}")
+                raise FieldValueError(f"expected a string, got {describe_json(value)}")
             try:
                 value.encode("utf-8")
             except UnicodeEncodeError:
@@ -143,9 +162,9 @@ class FieldSpec:
         if cell is CellType.BOOL:
             if isinstance(v, bool):
                 return np.array(v, dtype=np.bool_)
-            raise FieldValueError(f"expected true or false, got {_describe(v)}")
+            raise FieldValueError(f"expected true or false, got {describe_json(v)}")
         if isinstance(v, bool) or not isinstance(v, int | float):
-            raise FieldValueError(f"expected a number for {self.type_text}, got {_describe(v)}")
+            raise FieldValueError(f"expected a number for {self.type_text}, got {describe_json(v)}")
         if cell.is_int:
             if isinstance(v, float):
                 if not math.isfinite(v):
@@ -210,7 +229,9 @@ class FieldSpec:
         floating = kind == "f" or (same and cell.is_float)
         if cell.is_float:
             with np.errstate(over="ignore", invalid="ignore"):
-                out = arr if same else arr.astype(self.dtype)
+                # bfloat16 as Vespa converts a fed value, truncated, not rounded (tensor_ir.casts)
+                out = arr if same else (truncate_to_bfloat16(arr) if cell is CellType.BFLOAT16
+                                        else arr.astype(self.dtype))
             if not np.isfinite(out).all():
                 if floating and not np.isfinite(arr).all():
                     raise FieldValueError("NaN or infinity is not allowed")
@@ -256,7 +277,7 @@ class FieldSpec:
     def to_json(self, value: Value) -> Any:
         """Vespa's JSON form of a stored value (as /document/v1 renders it)."""
         if isinstance(value, str):
-            return value
+            return json.loads(value) if self.is_json else value
         value = self.array(value)
         if self.is_scalar:
             return value.item()
@@ -376,20 +397,6 @@ def _int_to_float(v: int, what: str) -> float:
         raise FieldValueError(f"{v} does not fit {what}") from None
 
 
-def _describe(v: Any) -> str:
-    if isinstance(v, bool):
-        return "a boolean"
-    if isinstance(v, str):
-        return f"the string {v!r:.60}"
-    if isinstance(v, list):
-        return "an array"
-    if isinstance(v, dict):
-        return "an object"
-    if isinstance(v, int | float):
-        return f"the number {v!r}"
-    return f"a value of type {type(v).__name__}"
-
-
 @dataclass(frozen=True)
 class DocType:
     """A document type: its fields in schema order."""
@@ -407,4 +414,15 @@ class DocType:
 
     @staticmethod
     def of(name: str, fields: Mapping[str, FieldDef]) -> DocType:
-        return DocType(name, {n: FieldSpec(n, f.type, f.attribute and f.type is not None) for n, f in fields.items()})
+        return DocType(name, {n: _spec(f) for n, f in fields.items() if f.kind != "imported"})
+
+
+def _spec(f: FieldDef) -> FieldSpec:
+    """A field as the store holds it. Only numbers and tensors are resident columns; a string
+    attribute is stored like a summary field (not a dictionary-encoded column yet)."""
+    structs = {}
+    if f.struct_fields:
+        name = f.declared.replace(">", "").split("<")[-1].split(",")[-1]
+        structs[name] = dict(f.struct_fields)
+    return FieldSpec(f.name, f.type, f.attribute and f.type is not None, f.declared if f.type is None else "",
+                     f.kind if f.type is None else "", structs)

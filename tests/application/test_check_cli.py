@@ -67,7 +67,10 @@ def test_check_reports_a_located_error(tmp_path: Path) -> None:
     app = write_app(tmp_path / "app", {"news": broken}, {"strange_names.onnx": strange_names_model()})
     out = check(app)
     assert out.returncode == 1
-    assert out.stdout == ""
+    # what did compile is still described; the broken profile is not, and nothing says ok
+    assert "  rank-profile shared: no first-phase, only for other profiles to inherit" in out.stdout
+    assert "rank-profile ml" not in out.stdout and ": ok" not in out.stdout
+    assert out.stderr.splitlines()[-1] == f"{app}: 1 error"
     # the error says where, relative to where the user ran the command, and what
     assert out.stderr.startswith(f"error: {app}/schemas/news.sd:17:35: rank profile 'ml': Model refers input "
                                  "'input/1' of type tensor<float>(d0[2]) but this function is not present in rank "
@@ -78,7 +81,8 @@ def test_check_syntax_error(tmp_path: Path) -> None:
     app = write_app(tmp_path / "app", {"news": SCHEMA.replace("rerank-count: 50", "rerank-count: 5x")})
     out = check(app)
     assert out.returncode == 1
-    assert out.stderr.strip() == f"error: {app}/schemas/news.sd:18:34: rerank-count must be a whole number, got '5x'"
+    assert out.stderr.splitlines() == [f"error: {app}/schemas/news.sd:18:34: rank profile 'ml': rerank-count must be "
+                                       "a whole number, got '5x'", f"{app}: 1 error"]
 
 
 def test_check_not_a_package(tmp_path: Path) -> None:
