@@ -1,10 +1,13 @@
-"""score = f(g(doc)) with f non-decreasing  ->  a head program for g and a tail program for f.
+"""score = f(g(doc)) with f monotone  ->  a head program for g and a tail program for f.
 
 Top-k selection needs f only where it can matter: the best g of a block of documents bounds
 the best f of that block, so f can run on a few block maxima and then on the few blocks
 that can hold a winner (see tensor_ir.topk). The tail is peeled from the score downwards
-while every node is non-decreasing in its one per-document operand and holds one cell per
-document; whatever it reads besides that operand is per query or constant.
+while every node is monotone in its one per-document operand and holds one cell per
+document; whatever it reads besides that operand is per query or constant. Steps may be
+non-increasing too (a closeness is 1 / (1 + distance), an angle acos of a cosine): when an
+odd number of them is peeled, the head computes -g, negation being exact, and the tail
+negates it back before its first step, so f of the head is always non-decreasing.
 """
 
 from __future__ import annotations
@@ -43,14 +46,58 @@ def _positive_constant(node: Node) -> bool:
     return node.is_constant and bool(np.all(np.isfinite(node.value)) and np.all(node.value > 0))
 
 
-def _chain_operand(node: Node) -> Node | None:
-    """The operand `node` is non-decreasing in, when it is its one per-document operand."""
+def _negative_constant(node: Node) -> bool:
+    return node.is_constant and bool(np.all(np.isfinite(node.value)) and np.all(node.value < 0))
+
+
+def _bounds(node: Node) -> tuple[float, float]:
+    """Bounds of a one-cell value (NaN aside), where its last steps fix them: what makes
+    sqrt, acos and a reciprocal monotone on their operand's range."""
+    if node.is_constant and node.size == 1:
+        v = float(np.asarray(node.value).reshape(()))
+        return (v, v) if np.isfinite(v) else (-np.inf, np.inf)
+    if node.op in (Op.CAST, Op.RESHAPE) or (node.op is Op.REDUCE and node.inputs[0].size == 1):
+        return _bounds(node.inputs[0])
+    if node.op is Op.MAP:
+        fn = node.attrs["fn"]
+        if fn in ("sqrt", "exp", "relu", "abs"):
+            return 0.0, np.inf
+        if fn == "acos":
+            return 0.0, float(np.pi)
+        if fn == "sigmoid":
+            return 0.0, 1.0
+        return -np.inf, np.inf
+    if node.op is Op.JOIN and node.attrs["fn"] in ("add", "max", "min"):
+        (alo, ahi), (blo, bhi) = _bounds(node.inputs[0]), _bounds(node.inputs[1])
+        fn = node.attrs["fn"]
+        if fn == "add":
+            return alo + blo, ahi + bhi
+        if fn == "max":
+            return max(alo, blo), max(ahi, bhi)
+        return min(alo, blo), min(ahi, bhi)
+    return -np.inf, np.inf
+
+
+def _chain_operand(node: Node) -> tuple[Node, int] | None:
+    """The operand `node` is monotone in, when it is its one per-document operand, and the
+    direction: 1 non-decreasing, -1 non-increasing."""
     if not _scalar(node):
         return None
+    direction = 1
     if node.op is Op.MAP:
-        chain = node.inputs[0] if node.attrs["fn"] in _MONOTONE_MAPS else None
+        fn = node.attrs["fn"]
+        operand = node.inputs[0]
+        lo, hi = _bounds(operand)
+        if fn in _MONOTONE_MAPS or (fn == "sqrt" and lo >= 0):
+            chain = operand
+        elif fn == "neg" or (fn == "acos" and lo >= -1 and hi <= 1):
+            chain, direction = operand, -1
+        else:
+            return None
     elif node.op is Op.CAST:
-        chain = node.inputs[0] if (node.inputs[0].dtype, node.dtype) in _WIDENING else None
+        chain = node.inputs[0]
+        if (chain.dtype, node.dtype) not in _WIDENING:
+            return None
     elif node.op in (Op.RESHAPE, Op.REDUCE):
         chain = node.inputs[0]  # one cell in: the same cell out, whatever the aggregation
     elif node.op is Op.JOIN:
@@ -58,15 +105,25 @@ def _chain_operand(node: Node) -> Node | None:
         a, b = node.inputs
         if fn in _COMMUTATIVE:
             chain, other = (b, a) if b.per_document else (a, b)
-        elif fn in ("sub", "div"):  # non-decreasing in the left operand only
+            if fn == "mul" and _negative_constant(other):
+                direction = -1
+            elif fn == "mul" and not _positive_constant(other):
+                return None
+        elif fn in ("sub", "div") and not b.per_document:  # c - x, x / c
             chain, other = a, b
+            if fn == "div" and not _positive_constant(other):
+                return None
+        elif fn == "sub":  # c - x
+            chain, other, direction = b, a, -1
+        elif fn == "div" and _positive_constant(a) and _bounds(b)[0] > 0:  # c / x, x > 0
+            chain, other, direction = b, a, -1
         else:
             return None
-        if other.per_document or (fn in ("mul", "div") and not _positive_constant(other)):
+        if other.per_document:
             return None
     else:
         return None
-    return chain if chain is not None and _scalar(chain) else None
+    return (chain, direction) if _scalar(chain) else None
 
 
 def _rebuild(node: Node, chain: Node, operand: Node) -> Node:
@@ -85,19 +142,25 @@ def _rebuild(node: Node, chain: Node, operand: Node) -> Node:
 
 
 def split_monotone_tail(program: Program, output: str) -> tuple[Program, Program] | None:
-    """(head, tail): head computes the document's g under the name `output`; tail reads g
-    as the per-document input HEAD_INPUT and computes `output` from it. None when the
-    score's last node is not a monotone step of a one-cell per-document value."""
+    """(head, tail): head computes the document's g (or -g, see the module's docstring)
+    under the name `output`; tail reads it as the per-document input HEAD_INPUT and
+    computes `output` from it. None when the score's last node is not a monotone step of
+    a one-cell per-document value."""
     chain: list[Node] = []
     node = program.outputs[output]
-    while (operand := _chain_operand(node)) is not None:
+    direction = 1
+    while (found := _chain_operand(node)) is not None:
         chain.append(node)
-        node = operand
+        node, step_direction = found
+        direction *= step_direction
     if not chain:
         return None
     head = node
     value = build.input_(HEAD_INPUT, Role.ATTRIBUTE, head.shape, head.dtype)
-    below = head
+    if direction < 0:
+        head = build.map_("neg", head)
+        value = build.map_("neg", value)
+    below = node
     for step in reversed(chain):
         value = _rebuild(step, below, value)
         below = step

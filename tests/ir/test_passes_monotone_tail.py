@@ -85,11 +85,11 @@ def test_query_shift_and_positive_scale_are_peeled_and_fed() -> None:
 @pytest.mark.parametrize("last", [
     lambda g: build.map_("sin", g),
     lambda g: build.map_("log", g),  # NaN below 0
-    lambda g: build.join("mul", g, build.scalar(-2.0, F32)),
     lambda g: build.join("mul", g, build.scalar(np.inf, F32)),  # inf * 0 is NaN
     lambda g: build.join("mul", g, build.input_("query(w)", Role.QUERY, (), F32)),  # any sign
-    lambda g: build.join("sub", build.scalar(1.0, F32), g),
-    lambda g: build.join("div", build.scalar(1.0, F32), g),
+    lambda g: build.join("div", build.scalar(1.0, F32), g),  # g may be of either sign
+    lambda g: build.map_("acos", g),  # NaN outside [-1, 1]
+    lambda g: build.map_("sqrt", g),  # NaN below 0
     lambda g: build.join("add", g, build.map_("exp", dot(build.input_("attribute(e)", Role.ATTRIBUTE, (16,), F32)))),
     lambda g: build.cast(g, CellType.FLOAT16),  # narrowing
 ])
@@ -116,3 +116,48 @@ def test_no_split_unless_the_head_is_one_float_cell_per_document() -> None:
     a = build.input_("attribute(a)", Role.ATTRIBUTE, (), F32)
     split = split_monotone_tail(Program({"s": score(build.map_("relu", a))}), "s")
     assert split is not None and split[0].outputs["s"] is a
+
+
+def _clamp(g: Node, lo: float, hi: float) -> Node:
+    return build.join("max", build.join("min", g, build.scalar(hi, F32)), build.scalar(lo, F32))
+
+
+def _closeness(distance: Node) -> Node:
+    return build.join("div", build.scalar(1.0, F32), build.join("add", build.scalar(1.0, F32), distance))
+
+
+@pytest.mark.parametrize("name, last, steps, negated", [
+    ("negative scale", lambda g: build.join("mul", g, build.scalar(-2.0, F32)), 1, True),
+    ("one minus", lambda g: build.join("sub", build.scalar(1.0, F32), g), 1, True),
+    ("neg", lambda g: build.map_("neg", g), 1, True),
+    # euclidean closeness: 1 / (1 + sqrt(max(g, 0))), non-increasing in g
+    ("euclidean closeness", lambda g: _closeness(build.map_("sqrt", build.join("max", g, build.scalar(0.0, F32)))),
+     4, True),
+    # angular closeness: 1 / (1 + acos(clamp(g))): acos and the reciprocal, increasing overall
+    ("angular closeness", lambda g: _closeness(build.map_("acos", _clamp(g, -1.0, 1.0))), 5, False),
+    ("negated twice", lambda g: build.join("sub", build.scalar(0.5, F32), build.map_("neg", g)), 2, False),
+])
+def test_non_increasing_steps_are_peeled_with_the_head_negated(
+        name: str, last: Callable[[Node], Node], steps: int, negated: bool) -> None:
+    g = dot(doc())
+    program = Program({"s": score(last(g))})
+    split = split_monotone_tail(program, "s")
+    assert split is not None, name
+    head, tail = split
+    verify(head)
+    verify(tail)
+    if negated:
+        assert head.outputs["s"].op is Op.MAP and head.outputs["s"].attrs["fn"] == "neg"
+        assert head.outputs["s"].inputs[0] is g
+    else:
+        assert head.outputs["s"] is g
+    assert len(ops(tail)) == steps + 2 + negated  # the steps, the cast, the reshape of the sum, a neg
+    # small enough that some of g is inside [-1, 1] and some outside, where the clamp acts
+    docs = (0.3 * np.random.default_rng(SEED).standard_normal((64, 16))).astype(np.float32)
+    cpu = NumpyBackend()
+    h = cpu.run(head, {"attribute(doc)": docs}, 64)["s"]
+    whole = cpu.run(program, {"attribute(doc)": docs}, 64)["s"]
+    np.testing.assert_array_equal(cpu.run(tail, {HEAD_INPUT: h}, 64)["s"], whole)
+    # the head orders documents as the score does: the tail is non-decreasing in it
+    by_head = np.argsort(h.reshape(64), kind="stable")
+    assert np.all(np.diff(whole.reshape(64)[by_head]) >= 0)
