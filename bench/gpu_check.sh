@@ -12,7 +12,8 @@
 #                runs in the background while the GPU stages run)
 #   warm         bench/gpu_warm.py: the conformance suite in 8 processes at once, so CuPy's
 #                kernel cache holds its kernels (background, beside `backends`)
-#   backends     tests/backends on numpy, the host emulation and CuPy (the GPU)
+#   backends     tests/backends on numpy, the host emulation and CuPy (the GPU), with the
+#                forest kernel's, the nearest-neighbour features' and Vespa's functions' tests
 #   conformance  `python -m server.cli conformance --backend gpu --json $OUT/conformance_gpu.json`
 #   bench        bench/gpu_bench.py: CupyBackend vs PyTorch eager at 1,000,000 documents
 # A failing stage does not stop the others; the summary table comes last, in summary.txt
@@ -108,7 +109,8 @@ start_background render 250 "$LOGDIR/render.log" \
 start_background warm 150 "$LOGDIR/warm.log" "$PY" -m bench.gpu_warm --shards 8
 
 # --- GPU stages
-run_stage backends 120 "$LOGDIR/backends.log" "$PY" -m pytest tests/backends -p no:cacheprovider
+run_stage backends 150 "$LOGDIR/backends.log" "$PY" -m pytest tests/backends tests/trees/test_gpu_kernel.py \
+    tests/expr/test_nearest_neighbor.py tests/expr/test_vespa_functions.py -p no:cacheprovider
 wait_background warm "$LOGDIR/warm.log"
 run_stage conformance 110 "$LOGDIR/conformance.log" \
     "$PY" -m server.cli conformance --backend gpu --json "$LOGDIR/conformance_gpu.json" -v

@@ -29,6 +29,7 @@ import numpy as np
 from gpu_engine.device import CupyDevice
 from gpu_engine.emulation import HostEmulation
 from gpu_engine.expressions import GPU_CELL_TYPES, can_fuse
+from gpu_engine.forest_kernel import ForestKernel
 from gpu_engine.render import KernelSource, render_group
 from tensor_ir.backend import Backend, CompiledProgram, select_candidates
 from tensor_ir.cancel import check as check_deadline
@@ -50,7 +51,7 @@ def host_fallback_reason(node: Node, cell_types: frozenset[CellType] = GPU_CELL_
     bad = sorted({t.np_name for t in types if t not in cell_types})
     if bad:
         return f"cell type {', '.join(bad)} has no GPU kernels"
-    if node.op not in PORTABLE_KERNELS:
+    if node.op not in PORTABLE_KERNELS and node.op is not Op.TREE_ENSEMBLE:
         return f"{node.op.label} has no GPU implementation here"
     if node.op is Op.MATMUL and node.dtype.is_bool:
         return "bool matmul has no GPU implementation here"
@@ -82,7 +83,11 @@ class CupyProgram(CompiledProgram):
             else:
                 assert isinstance(s, SingleStep)
                 reason = host_fallback_reason(s.node, device.cell_types)
-                kernel = None if reason else PORTABLE_KERNELS[s.node.op]
+                kernel: PortableKernel | None = None
+                if reason is None:
+                    # a forest has its own kernel (gpu_engine/forest_kernel.py)
+                    kernel = (ForestKernel(s.node.attrs["forest"]) if s.node.op is Op.TREE_ENSEMBLE
+                              else PORTABLE_KERNELS[s.node.op])
                 self._steps.append(_Step(s.node, s.node.inputs, kernel=kernel, fallback=reason))
         fallbacks = [st for st in self._steps if st.fallback]
         if fallbacks:
@@ -108,7 +113,8 @@ class CupyProgram(CompiledProgram):
 
     def _to_device(self, value: Any, ct: CellType) -> Any:
         if ct in self._device.cell_types:
-            return self._device.asarray(np.ascontiguousarray(value))
+            # asarray, not ascontiguousarray: that makes a number (0-d) a 1-d array
+            return self._device.asarray(np.asarray(value, order="C"))
         return np.asarray(value)  # cell types CuPy cannot hold stay on the host
 
     def _inputs(self, values: Mapping[str, Any], n_docs: int) -> dict[str, Any]:

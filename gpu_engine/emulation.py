@@ -48,7 +48,7 @@ class HostEmulation:
             for node in group.pre:
                 env[id(node)] = _emulate_elementwise(node, [arg(i) for i in node.inputs], n)
             if group.reduce is None:
-                return np.ascontiguousarray(np.broadcast_to(env[id(group.root)], space))
+                return np.asarray(np.broadcast_to(env[id(group.root)], space), order="C")  # keeps 0-d
             red = group.reduce
             env[id(red)] = reference.eval_node(red, [arg(red.inputs[0])], n)
             for node in group.post:

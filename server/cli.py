@@ -8,8 +8,13 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol
 
 from tensor_ir.backend import Backend
+
+if TYPE_CHECKING:
+    from server.application.schema_defs import Note
+    from tensor_ir.expr.errors import Location
 
 log = logging.getLogger("server")
 
@@ -40,6 +45,10 @@ def cmd_conformance(args: argparse.Namespace) -> int:
     from tensor_ir.conformance import format_report, read_exclusions, run_conformance
 
     backend = _backend(args.backend)
+    if args.suite == "vespa-tensor":
+        from server.cli_vespa_conformance import run as run_vespa_tensor
+
+        return run_vespa_tensor(args, backend)
     pattern = args.filter
 
     def progress(i: int, n: int, res: object) -> None:
@@ -70,31 +79,36 @@ def cmd_conformance(args: argparse.Namespace) -> int:
     return 0
 
 
+def _located(app_dir: str, e: RankingErrorLike) -> str:
+    where = e.location
+    if where is not None and not os.path.isabs(where.file):
+        # locations are relative to the package; printed from where the user stands
+        return f"{os.path.join(app_dir, where.file)}:{where.line}:{where.column}: {e.message}"
+    return str(e)
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     from server.application.errors import SchemaError
     from server.application.package import Application
-    from tensor_ir.expr.errors import RankingError
 
     try:
-        app = Application.load(args.app)
-    except (SchemaError, RankingError) as e:
-        where = e.location
-        if where is not None and not os.path.isabs(where.file):
-            # locations are relative to the package; printed from where the user stands
-            print(f"error: {os.path.join(args.app, where.file)}:{where.line}:{where.column}: {e.message}",
-                  file=sys.stderr)
-        else:
-            print(f"error: {e}", file=sys.stderr)
+        app = Application.check(args.app)
+    except SchemaError as e:
+        print(f"error: {_located(args.app, e)}", file=sys.stderr)
         return 1
     for schema in app.schemas.values():
         print(f"schema {schema.name}: {len(schema.definition.fields)} fields")
         for f in schema.definition.fields.values():
             kind = "attribute" if f.attribute else "summary"
-            print(f"  field {f.name}: {f.type if f.type is not None else 'string'} ({kind})")
+            shown = f.declared or (f.type if f.type is not None else "string")
+            extra = ", synthetic: fed" if f.synthetic else ""
+            print(f"  field {f.name}: {shown} ({kind}{extra})")
         for name in schema.definition.profiles:
             prof = schema.profiles.get(name)
             if prof is None:
-                print(f"  rank-profile {name}: no first-phase, only for other profiles to inherit")
+                if name not in schema.definition.broken_profiles and not any(
+                        e.message.startswith(f"rank profile '{name}'") for e in app.problems):
+                    print(f"  rank-profile {name}: no first-phase, only for other profiles to inherit")
                 continue
             print(f"  rank-profile {prof.name}: program of {prof.program_size()} nodes")
             for q in prof.query_inputs.values():
@@ -108,8 +122,33 @@ def cmd_check(args: argparse.Namespace) -> int:
                 print(f"    match-feature {feat.name}: {feat.type}")
             if prof.second_phase is not None:
                 print(f"    second-phase over the best {prof.rerank_count}")
+    # accepted settings that change nothing here: listed, never silently dropped
+    for note in app.notes:
+        print(f"ignored: {_located(args.app, _NoteLike(note))}")
+    for problem in app.problems:
+        print(f"error: {_located(args.app, problem)}", file=sys.stderr)
+    if app.problems:
+        print(f"{args.app}: {len(app.problems)} error{'s' if len(app.problems) != 1 else ''}", file=sys.stderr)
+        return 1
     print(f"{args.app}: ok")
     return 0
+
+
+class RankingErrorLike(Protocol):
+    @property
+    def location(self) -> Location | None: ...
+
+    @property
+    def message(self) -> str: ...
+
+
+class _NoteLike:
+    def __init__(self, note: Note) -> None:
+        self.location = note.loc
+        self.message = f"{note.setting}: {note.reason}"
+
+    def __str__(self) -> str:
+        return f"{self.location}: {self.message}"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -125,8 +164,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("app", help="application package directory")
     s.set_defaults(func=cmd_check)
 
-    s = sub.add_parser("conformance", help="run the ONNX backend node test suite")
+    s = sub.add_parser("conformance", help="run the ONNX backend node test suite, or Vespa's tensor conformance cases")
     s.add_argument("--backend", choices=["cpu", "gpu"], default="cpu")
+    s.add_argument("--suite", choices=["onnx", "vespa-tensor"], default="onnx")
+    s.add_argument("--spec", default="", help="vespa-tensor: the cases' folder (default ../shared/vespa-tensor-spec)")
+    s.add_argument("--mode", choices=["query", "attribute", "constant", "all"], default="all",
+                   help="vespa-tensor: give the parameters as query inputs, attributes, constants, or each way")
     s.add_argument("--json", help="write per-case results to this file")
     s.add_argument("--filter", default="", help="only cases whose name contains this text")
     s.add_argument("-v", "--verbose", action="store_true", help="print why each case did not pass")

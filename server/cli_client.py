@@ -13,7 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any, BinaryIO
@@ -42,9 +42,23 @@ def _fail(e: ClientError) -> int:
 # ---------------------------------------------------------------------- query
 
 
+def parse_nearest_neighbor_args(items: Sequence[str]) -> dict[str, str]:
+    """`FIELD=QUERY` items -> {FIELD: QUERY}, for RankRequest.nearest_neighbor."""
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, name = (part.strip() for part in item.partition("="))
+        if not sep or not key or not name:
+            raise ClientError(f"--nearest-neighbor '{item:.60}': expected FIELD=QUERY, e.g. 'embedding=q'")
+        if key in out:
+            raise ClientError(f"--nearest-neighbor names {key} twice")
+        out[key] = name
+    return out
+
+
 def cmd_query(args: argparse.Namespace) -> int:
     try:
-        query = Query(args.profile, parse_query_args(args.query), args.schema, args.hits, args.offset)
+        query = Query(args.profile, parse_query_args(args.query), args.schema, args.hits, args.offset,
+                      parse_nearest_neighbor_args(args.nearest_neighbor))
         with Client(args.target, timeout=args.timeout) as client:
             request = query.request(client.application())
             resp, ms = client.rank(request)
@@ -279,6 +293,9 @@ def register_client_commands(sub: Any) -> None:
     s.add_argument("--query", action="append", default=[], metavar="NAME=VALUE",
                    help="a query input: q=[0.1, 0.2, ...] (JSON, any of Vespa's tensor JSON forms) or q=@file.json; "
                         "repeat for several inputs. The type comes from the profile's inputs on the server")
+    s.add_argument("--nearest-neighbor", action="append", default=[], metavar="FIELD=QUERY",
+                   help="the query input that a distance/closeness feature of FIELD (or of a label) reads, as "
+                        "YQL's nearestNeighbor(FIELD, QUERY) says; repeat for several fields")
     s.add_argument("--hits", type=int, default=10)
     s.add_argument("--offset", type=int, default=0)
     s.add_argument("--schema", help="the schema (needed only when several have the profile)")

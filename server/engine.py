@@ -24,6 +24,7 @@ import numpy.typing as npt
 
 from server.application.package import Application
 from server.metrics import Metrics
+from server.nearest_neighbor import keep_norms
 from server.query_inputs import query_names
 from server.ranking import Ranker, RankResult
 from server.store import DocType, Document, DocumentStore, FeedError, FeedResult, parse_document_id
@@ -94,6 +95,7 @@ class RankQuery:
     offset: int = 0
     doc_ids: Sequence[str] = ()
     all_scores: bool = False
+    nearest_neighbor: Mapping[str, str] = field(default_factory=dict)  # field or label -> query input
 
 
 @dataclass
@@ -152,6 +154,8 @@ class Engine:
                 for schema, s in app.schemas.items():
                     for profile in s.profiles:
                         engine.ranker(ProfileRef(schema, engine.doctypes[schema], s.profiles[profile]))
+                        # the vector norms distance features read, so the first query does not pay them
+                        keep_norms(s.profiles[profile], store.shard(engine.doctypes[schema]).view().columns)
             metrics.watch_store(engine.resident)
         except BaseException:
             store.close()
@@ -227,7 +231,7 @@ class Engine:
             with cancel.deadline(deadline):
                 cancel.check()
                 result = ranker.rank(snapshot.view(), q.query, hits=q.hits, offset=q.offset, rows=rows,
-                                     all_scores=q.all_scores)
+                                     all_scores=q.all_scores, nearest_neighbor=q.nearest_neighbor)
         except cancel.DeadlineExceeded:
             self.metrics.deadline_stops.labels(q.ref.schema, q.ref.name).inc()
             log.info("rank %s/%s stopped at the client's deadline after %.1f ms", q.ref.schema, q.ref.name,

@@ -148,8 +148,9 @@ class Query:
     schema: str | None = None
     hits: int = 10
     offset: int = 0
+    nearest_neighbor: dict[str, str] = field(default_factory=dict)  # field or label -> query input
 
     def request(self, app: pb.ApplicationInfo) -> pb.RankRequest:
         s, p = find_profile(app, self.profile, self.schema)
         return pb.RankRequest(schema=s.name, rank_profile=p.name, query=query_tensors(p, self.values),
-                              hits=self.hits, offset=self.offset)
+                              hits=self.hits, offset=self.offset, nearest_neighbor=self.nearest_neighbor)

@@ -1,7 +1,8 @@
 """A rank profile's query inputs: the one place that checks what a query gives them.
 
-Names may be given as `query(q)` or `q`; an unknown or twice-given name, a missing input
-without a default, a value of the wrong shape or of no numbers is refused with a
+Names may be given as `query(q)` or `q`; an input left out takes its declared default, or
+zero in every cell as in Vespa (its rank-feature reference: a query feature not given is 0).
+An unknown or twice-given name, a value of the wrong shape or of no numbers is refused with a
 RankingError (INVALID_ARGUMENT) that names the input and the profile. The gRPC path
 resolves names here before it decodes tensors from the wire, and the ranker checks the
 values here; both therefore refuse the same things with the same words.
@@ -49,15 +50,14 @@ def query_values(profile: CompiledProfile, given: Mapping[str, Any],
     for name, spec in profile.query_inputs.items():
         if name not in names and spec.default is None and needed is not None and f"query({name})" not in needed:
             continue
-        out[f"query({name})"] = _value(spec, given[names[name]] if name in names else None, profile.name)
+        out[f"query({name})"] = _value(spec, given[names[name]] if name in names else None)
     return out
 
 
-def _value(spec: QueryInput, value: Any, profile: str) -> npt.NDArray[Any]:
+def _value(spec: QueryInput, value: Any) -> npt.NDArray[Any]:
     if value is None:
         if spec.default is None:
-            raise RankingError(f"query({spec.name}) of type {spec.type} is required by rank profile '{profile}' "
-                               "and has no default")
+            return np.zeros(spec.type.shape, dtype=spec.type.cell.np_dtype)
         return np.asarray(spec.default, dtype=spec.type.cell.np_dtype).reshape(spec.type.shape)
     arr = np.asarray(value)
     size = int(np.prod(spec.type.shape, dtype=np.int64))

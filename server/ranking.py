@@ -14,11 +14,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from server.global_phase import normalize, rescale_rest
+from server.nearest_neighbor import kept_norm_column, nearest_neighbor_values
+from server.per_query import fill_per_query, made_values
 from server.query_inputs import query_values
 from server.store.view import ShardView
 from tensor_ir.backend import Backend, CompiledProgram, run_tail
 from tensor_ir.expr.errors import RankingError
-from tensor_ir.expr.profile import FIRST_PHASE, SECOND_PHASE, CompiledProfile
+from tensor_ir.expr.profile import FIRST_PHASE, GLOBAL_PHASE_OUTPUT, SECOND_PHASE, CompiledProfile
 from tensor_ir.ir import Role
 from tensor_ir.passes.monotone_tail import split_monotone_tail
 from tensor_ir.program import Program
@@ -50,20 +53,28 @@ class Ranker:
         self.first: CompiledProgram = backend.compile(profile.first_phase)
         self.second = backend.compile(profile.second_phase) if profile.second_phase else None
         self.features = backend.compile(profile.features) if profile.features else None
+        self.global_phase = backend.compile(profile.global_phase) if profile.global_phase else None
+        self.normalizer_inputs = backend.compile(profile.normalizer_inputs) if profile.normalizer_inputs else None
         # score = f(g) with f non-decreasing: where the backend can select through f, g runs
         # over every document and f over the few that can win
         split = split_monotone_tail(self.first.program, FIRST_PHASE) if backend.selects_through_tail else None
         self.head_tail = (backend.compile(split[0]), backend.compile(split[1])) if split is not None else None
-        self.needed = {name for p in (self.first, self.second, self.features) if p is not None
+        self.needed = {name for p in (self.first, self.second, self.features, self.global_phase,
+                                      self.normalizer_inputs) if p is not None
                        for name in p.program.inputs}
 
     def _feeds(self, program: Program, shard: ShardView, rows: npt.NDArray[np.int64] | None,
                query: dict[str, npt.NDArray[Any]]) -> dict[str, Any]:
         feeds: dict[str, Any] = {}
         for name, spec in program.inputs.items():
-            if spec.role is Role.ATTRIBUTE:
+            if name in self.profile.generated:  # random numbers, made for these rows (server/per_query.py)
+                feeds[name] = made_values(self.profile.generated[name], query, shard.size, rows)
+            elif spec.role is Role.ATTRIBUTE and name in query:  # made for these rows: global normalizers
+                feeds[name] = query[name]
+            elif spec.role is Role.ATTRIBUTE:
                 field_name = name[len("attribute("):-1]
-                col = shard.columns.get(field_name)
+                norms = kept_norm_column(shard.columns, name)  # squaredNorm(f), inverseNorm(f): kept beside f
+                col = norms if norms is not None else shard.columns.get(field_name)
                 if col is None:
                     raise RankingError(f"rank profile '{self.profile.name}' reads attribute({field_name}), "
                                        "which the shard has no column for")
@@ -94,8 +105,13 @@ class Ranker:
         offset: int = 0,
         rows: Sequence[int] | None = None,
         all_scores: bool = False,
+        nearest_neighbor: Mapping[str, str] | None = None,
     ) -> RankResult:
         qv = query_values(self.profile, query, self.needed)
+        fill_per_query(self.profile, qv)  # now, seeds left to the clock
+        if self.profile.nearest_neighbor or nearest_neighbor:
+            # the query vector of each distance/closeness feature (nearest_neighbor: field or label -> input)
+            qv.update(nearest_neighbor_values(self.profile, qv, nearest_neighbor or {}))
         if rows is not None:
             subset: npt.NDArray[np.int64] | None = np.asarray(rows, dtype=np.int64)
             live = None
@@ -108,7 +124,8 @@ class Ranker:
         ids = _LazyIds(shard.ids, row_ids)
         scored = (shard.size if subset is None else len(subset)) if live is None else int(np.count_nonzero(live))
         want = offset + hits
-        need = max(want, self.profile.rerank_count if self.second is not None else 0)
+        need = max(want, self.profile.rerank_count if self.second is not None else 0,
+                   self.profile.global_rerank_count if self.global_phase is not None else 0)
         scores: Any = None
         if self.head_tail is not None:
             head, tail = self.head_tail
@@ -133,11 +150,13 @@ class Ranker:
             top = best[:k]
             second = self._host_scores(self.second, SECOND_PHASE, shard, row_ids[top], qv)
             by_second = _top(second, ids[top], k)
-            # re-ranked documents come first (by second phase), then the rest by first phase
-            picked = np.concatenate([top[by_second], best[k:]])[offset:want]
-            picked_scores = np.concatenate([second[by_second], best_scores[k:]])[offset:want]
-        else:
-            picked, picked_scores = best[offset:want], best_scores[offset:want]
+            # re-ranked documents come first (by second phase), then the rest by first phase,
+            # rescaled below them as Vespa's hit collector does when the second phase scores lower
+            best = np.concatenate([top[by_second], best[k:]])
+            best_scores = np.concatenate([second[by_second], rescale_rest(best_scores[:k], second, best_scores[k:])])
+        if self.global_phase is not None and len(best):
+            best, best_scores = self._global(shard, row_ids, ids, best, best_scores, qv)
+        picked, picked_scores = best[offset:want], best_scores[offset:want]
         result_hits = [
             Hit(str(ids[int(i)]), float(v), int(row_ids[i])) for i, v in zip(picked, picked_scores, strict=True)
         ]
@@ -156,6 +175,26 @@ class Ranker:
             res.scored_ids = [str(shard.ids[int(r)]) for r in keep]
             res.scores = host if live is None else host[live]
         return res
+
+
+    def _global(self, shard: ShardView, row_ids: Any, ids: _LazyIds, ordered: npt.NDArray[np.int64],
+                scores: npt.NDArray[np.float64], qv: dict[str, npt.NDArray[Any]]
+                ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+        """The global phase over the best global rerank-count, normalizers across them
+        (server/global_phase.py); the rest rescaled after them, all in the new order."""
+        assert self.global_phase is not None
+        g = min(self.profile.global_rerank_count, len(ordered))
+        rows = np.asarray(row_ids[ordered[:g]], dtype=np.int64)
+        values = dict(qv)
+        if self.normalizer_inputs is not None:
+            out = self.normalizer_inputs.run(self._feeds(self.normalizer_inputs.program, shard, rows, qv), g)
+            for n in self.profile.normalizers:
+                raw = np.asarray(self.backend.to_host(out[n.source]), dtype=np.float64).reshape(g)
+                values[n.target] = normalize(n, raw)
+        final = self._host_scores(self.global_phase, GLOBAL_PHASE_OUTPUT, shard, rows, values)
+        rescored = np.concatenate([final, rescale_rest(scores[:g], final, scores[g:])])
+        order = _top(rescored, ids[ordered], len(ordered))
+        return ordered[order], rescored[order]
 
 
 class _Identity:

@@ -184,7 +184,7 @@ class RankingService(pb_grpc.RankingServicer):
         engine = self.state.require()
         ref = engine.profile(request.schema, request.rank_profile)
         query = RankQuery(ref, engine.decode_query(ref, request.query), request.hits, request.offset,
-                          list(request.doc_ids), request.all_scores)
+                          list(request.doc_ids), request.all_scores, dict(request.nearest_neighbor))
         remaining = context.time_remaining()
         deadline = None if remaining is None else time.monotonic() + remaining
         async with self.state.scoring_slot():

@@ -31,6 +31,7 @@ from tensor_ir.expr.types import TypeSyntaxError
 from tensor_ir.onnx_import.context import UndeclaredAttributeError
 from tensor_ir.onnx_import.errors import ModelImportError
 from tensor_ir.onnx_import.registry import RegistryError
+from tensor_ir.trees import MalformedForest
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ STATUS: dict[type[BaseException], grpc.StatusCode] = {
     # a package sent for deployment that is invalid (no request sends one yet; the deploy RPC will)
     SchemaError: C.INVALID_ARGUMENT,
     ModelImportError: C.INVALID_ARGUMENT,
+    MalformedForest: C.INVALID_ARGUMENT,  # a tree ensemble's model file (xgboost(), lightgbm(), ONNX-ML)
     NotFound: C.NOT_FOUND,
     # the request is fine, the state is not: an abstract profile, documents whose values the program refuses
     Unsupported: C.FAILED_PRECONDITION,

@@ -9,7 +9,6 @@ the input.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,7 +16,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import onnx
-from onnx import ValueInfoProto
 
 from tensor_ir import build
 from tensor_ir.dtypes import CellType
@@ -25,28 +23,25 @@ from tensor_ir.expr.ast import Call, Expr
 from tensor_ir.expr.compiler import Compiler, as_double
 from tensor_ir.expr.errors import Location, RankingError
 from tensor_ir.expr.features import load_features
-from tensor_ir.expr.parser import parse_expression
+from tensor_ir.expr.features.phase_features import CHECKING, GLOBAL_PHASE
+from tensor_ir.expr.onnx_binding import model_output
+from tensor_ir.expr.onnx_binding import vespa_identifier as vespa_identifier  # importers use it from here
 from tensor_ir.expr.types import TensorType
 from tensor_ir.expr.values import TValue
 from tensor_ir.ir import Node, Role
-from tensor_ir.onnx_import import ImportedModel, InputBinding, ModelImportError, import_model
-from tensor_ir.onnx_import.bindings import is_static
+from tensor_ir.onnx_import import ImportedModel
 from tensor_ir.passes import eliminate_common_subexpressions
 from tensor_ir.program import Program
 from tensor_ir.verify import verify
 
 FIRST_PHASE = "first_phase"
 SECOND_PHASE = "second_phase"
+GLOBAL_PHASE_OUTPUT = "global_phase"
 FIRST_PHASE_FEATURE = "firstPhase"  # Vespa's rank feature: the first-phase score, usable in later phases
 
 # Profile functions calling each other deeper than this are refused (a located error
 # instead of Python's stack running out): no real profile comes close.
 MAX_FUNCTION_DEPTH = 40
-
-
-def vespa_identifier(name: str) -> str:
-    """Vespa's way of making an ONNX name usable in expressions."""
-    return re.sub(r"[^A-Za-z0-9_$@]", "_", name)
 
 
 @dataclass(frozen=True)
@@ -77,9 +72,18 @@ class QueryInput:
 @dataclass(frozen=True)
 class FieldDef:
     name: str
-    type: TensorType | None  # None: a string field (summary only)
+    type: TensorType | None  # None: not a number or tensor (string, array<...>, struct, ...)
     attribute: bool
     loc: Location
+    declared: str = ""  # the type as the schema wrote it, where `type` cannot say it ("array<string>")
+    distance_metric: str = "euclidean"  # attribute { distance-metric: ... }, read by distance features
+    # what the field holds: number, bool, tensor, string, uri, raw, position, predicate, array,
+    # weightedset, map, struct, reference, imported ("" where made without a schema: from type)
+    kind: str = ""
+    indexed: bool = False  # `index` in its indexing: tokenised text (string), an HNSW index (tensor)
+    synthetic: bool = False  # declared outside the document block: Vespa derives it, here it is fed
+    refusal: str = ""  # why ranking may not read it ("mapped dimension 'x{}'", "imported field ..."), if so
+    struct_fields: tuple[tuple[str, str], ...] = ()  # (name, declared type) of a struct (or array of it)
 
 
 @dataclass
@@ -96,10 +100,16 @@ class ProfileDef:
     match_features: list[tuple[str, Expr]] = field(default_factory=list)
     summary_features: list[tuple[str, Expr]] = field(default_factory=list)
     onnx_models: dict[str, OnnxModelDef] = field(default_factory=dict)
+    global_phase: Expr | None = None
+    global_rerank_count: int = 100  # Vespa's default when global-phase sets no rerank-count
+    # rank-properties { name: value }: read by features (freshness(f).maxAge, random.seed, ...)
+    rank_properties: dict[str, str] = field(default_factory=dict)
 
 
 # Finds a model by onnx-model name or file reference; returns (label, proto).
 ModelLoader = Callable[[str, Location], tuple[str, onnx.ModelProto]]
+# Finds any other model file (xgboost(), lightgbm()) by reference; returns (label, bytes).
+FileReader = Callable[[str, Location], tuple[str, bytes]]
 
 
 @dataclass
@@ -121,9 +131,18 @@ class CompiledProfile:
     query_inputs: dict[str, QueryInput]
     attributes: dict[str, TensorType]
     models: list[str]
+    # program input name -> NearestNeighborInput (tensor_ir.expr.features.nearest_neighbor)
+    nearest_neighbor: dict[str, Any] = field(default_factory=dict)
+    # per-document inputs the ranker makes (random): name -> features.per_query.MadeInput
+    generated: dict[str, Any] = field(default_factory=dict)
+    global_phase: Program | None = None  # output GLOBAL_PHASE, over the best global_rerank_count hits
+    global_rerank_count: int = 100
+    normalizer_inputs: Program | None = None  # what the global phase's cross-hit normalizers normalize
+    normalizers: list[Any] = field(default_factory=list)  # features.phase_features.Normalizer
 
     def program_size(self) -> int:
-        return sum(p.size() for p in (self.first_phase, self.second_phase, self.features) if p is not None)
+        programs = (self.first_phase, self.second_phase, self.features, self.global_phase, self.normalizer_inputs)
+        return sum(p.size() for p in programs if p is not None)
 
 
 class _ProfileContext:
@@ -145,7 +164,12 @@ class _ProfileContext:
         self.attributes_used: dict[str, TensorType] = {}
         self.queries_used: dict[str, QueryInput] = {}
         self.models_used: list[str] = []
-        self._imported: dict[tuple[str, str], tuple[ImportedModel, OnnxModelDef | None]] = {}
+        self.imported: dict[tuple[str, str], tuple[ImportedModel, OnnxModelDef | None]] = {}  # by onnx_binding
+        self.nearest_neighbor: dict[str, Any] = {}  # filled by the nearest-neighbour features
+        self.phase = ""  # what is being compiled (first, second, global, features, check): features ask
+        self.generated: dict[str, Any] = {}  # per-document inputs the ranker makes (random)
+        self.normalizers: list[tuple[Any, Node]] = []  # the global phase's, with the values they normalize
+        self.read_file: FileReader | None = None  # model files other than ONNX, for features
 
     # ------------------------------------------------------------ references
 
@@ -153,8 +177,11 @@ class _ProfileContext:
         f = self.fields.get(name)
         if f is None:
             raise RankingError(f"attribute({name}): the schema has no field '{name}'", loc)
+        if f.refusal:
+            raise RankingError(f"attribute({name}): {f.refusal}", loc)
         if not f.attribute or f.type is None:
-            raise RankingError(f"attribute({name}): field '{name}' is not a numeric or tensor attribute "
+            kind = f" (it is {f.declared})" if f.type is None and f.declared else ""
+            raise RankingError(f"attribute({name}): field '{name}' is not a numeric or tensor attribute{kind} "
                                "(indexing: attribute)", loc)
         self.attributes_used[name] = f.type
         node = build.input_(f"attribute({name})", Role.ATTRIBUTE, f.type.shape, f.type.cell)
@@ -218,145 +245,7 @@ class _ProfileContext:
     # ------------------------------------------------------------ ONNX models
 
     def onnx(self, model: str, output: str | None, loc: Location, compiler: Compiler) -> TValue:
-        imported, block = self._import(model, loc, compiler)
-        outputs = imported.program.outputs
-        aliases: dict[str, str] = {}
-        for onnx_name in outputs:
-            aliases[onnx_name] = onnx_name
-            aliases[vespa_identifier(onnx_name)] = onnx_name
-        if block is not None:
-            for onnx_name, alias in block.outputs.items():
-                aliases[alias] = onnx_name
-        if output is None:
-            if len(outputs) != 1:
-                names = ", ".join(sorted({vespa_identifier(o) for o in outputs}))
-                raise RankingError(f"onnx({model}) has several outputs; name one of: {names}", loc)
-            chosen = next(iter(outputs))
-        else:
-            if output not in aliases:
-                names = ", ".join(sorted({vespa_identifier(o) for o in outputs}))
-                raise RankingError(f"onnx({model}) has no output '{output}' (outputs: {names})", loc)
-            chosen = aliases[output]
-        return _output_value(outputs[chosen])
-
-    def _import(self, model: str, loc: Location, compiler: Compiler) -> tuple[ImportedModel, OnnxModelDef | None]:
-        block = self.models.get(model)
-        ref = block.file if block is not None else model
-        label, proto = self.load_model(ref, block.loc if block is not None else loc)
-        key = (label, block.name if block is not None else "")
-        if key in self._imported:
-            return self._imported[key]
-        inits = {t.name for t in proto.graph.initializer}
-        if block is not None:
-            _check_block(block, proto, inits, label)
-        bindings: dict[str, InputBinding] = {}
-        for vi in proto.graph.input:
-            # an initializer listed as an input has a default value: bound only when a block maps it
-            if vi.name in inits and (block is None or vi.name not in block.inputs):
-                continue
-            bindings[vi.name] = InputBinding(node=self._bind_input(vi, block, label, loc, compiler))
-        try:
-            imported = import_model(proto, bindings, name=label)
-        except ModelImportError as e:
-            raise RankingError(str(e), loc) from None
-        self.models_used.append(label)
-        self._imported[key] = (imported, block)
-        return imported, block
-
-    def _bind_input(self, vi: ValueInfoProto, block: OnnxModelDef | None, label: str, loc: Location,
-                    compiler: Compiler) -> Node:
-        dims = _onnx_dims(vi)
-        needed = _onnx_type_string(vi, dims)
-        source_text: str | None = None
-        if block is not None and vi.name in block.inputs:
-            source_text, src_loc = block.inputs[vi.name]
-            expr = parse_expression(source_text, src_loc.file, src_loc.line, src_loc.column)
-            value = Compiler(compiler.context).compile(expr)
-            # a mistyped source is the block's mistake: point at it
-            return _to_model_input(value, vi, dims, needed, source_text, label, src_loc)
-        else:
-            fname = vespa_identifier(vi.name)
-            if not self.has_function(fname):
-                raise RankingError(
-                    f"Model refers input '{vi.name}' of type {needed} but this function is not present in "
-                    f"rank profile '{self.profile.name}'" + (f" (define function {fname}())" if fname != vi.name
-                                                               else ""),
-                    loc,
-                )
-            source_text = f"function {fname}"
-            value = self.function(fname, [], loc, compiler)
-        return _to_model_input(value, vi, dims, needed, source_text, label, loc)
-
-
-def _check_block(block: OnnxModelDef, proto: onnx.ModelProto, inits: set[str], label: str) -> None:
-    """An onnx-model block may only name inputs and outputs the model has."""
-    inputs = [vi.name for vi in proto.graph.input if vi.name not in inits]
-    for name, (_, src_loc) in block.inputs.items():
-        if name not in inputs and name not in inits:
-            raise RankingError(f"onnx-model '{block.name}' maps input '{name}', which {label} does not have "
-                               f"(inputs: {', '.join(inputs) or 'none'})", src_loc)
-    outputs = [o.name for o in proto.graph.output]
-    for name in block.outputs:
-        if name not in outputs:
-            raise RankingError(f"onnx-model '{block.name}' names output '{name}', which {label} does not have "
-                               f"(outputs: {', '.join(outputs)})", block.loc)
-
-
-def _onnx_dims(vi: ValueInfoProto) -> list[int | str | None]:
-    out: list[int | str | None] = []
-    for d in vi.type.tensor_type.shape.dim:
-        if d.HasField("dim_value") and d.dim_value >= 0:
-            out.append(int(d.dim_value))
-        elif d.dim_param:
-            out.append(d.dim_param)
-        else:
-            out.append(None)
-    return out
-
-
-def _onnx_type_string(vi: ValueInfoProto, dims: list[int | str | None]) -> str:
-    try:
-        cell = CellType.from_onnx(vi.type.tensor_type.elem_type)
-        cname = cell.vespa_name or cell.np_name
-    except ValueError:
-        cname = "?"
-    body = ",".join(f"d{i}[{d if is_static(d) else ''}]" for i, d in enumerate(dims))
-    return f"tensor<{cname}>({body})"
-
-
-def _to_model_input(value: TValue, vi: ValueInfoProto, dims: list[int | str | None], needed: str,
-                    source: str, label: str, loc: Location) -> Node:
-    rank = len(dims)
-    names = set(value.type.names)
-    full = {f"d{i}" for i in range(rank)}
-    batchless = {f"d{i}" for i in range(1, rank)}
-    batch_ok = rank > 0 and (not is_static(dims[0]) or dims[0] == 1)
-    if names != full and not (batch_ok and names == batchless):
-        raise RankingError(
-            f"model {label} input '{vi.name}' needs {needed} (dimensions d0..d{rank - 1}"
-            f"{', d0 may be left out' if batch_ok else ''}), but {source} gives {value.type}",
-            loc,
-        )
-    order = sorted(range(value.type.rank), key=lambda i: int(value.type.names[i][1:]))
-    node = build.transpose(value.node, order)
-    try:
-        want = CellType.from_onnx(vi.type.tensor_type.elem_type)
-    except ValueError as e:
-        raise RankingError(f"model {label} input '{vi.name}': {e}", loc) from None
-    if want.is_int and node.dtype.is_float:
-        # token ids fed as float tensors, as Vespa users do: round, do not truncate 2.9999 to 2
-        node = build.map_("round", node)
-    return build.cast(node, want)
-
-
-def _output_value(node: Node) -> TValue:
-    names = [f"d{i}" for i in range(node.rank)]
-    order = sorted(range(node.rank), key=lambda i: names[i])
-    node = build.transpose(node, order)
-    if node.dtype.vespa_name is None:
-        node = build.cast(node, CellType.FLOAT32)
-    dims = tuple((names[i], node.shape[k]) for k, i in enumerate(order))
-    return as_double(TValue(node, TensorType(node.dtype, dims)))
+        return model_output(self, model, output, loc, compiler)
 
 
 def _program(outputs: dict[str, Node], ctx: _ProfileContext) -> Program:
@@ -372,10 +261,12 @@ def compile_profile(
     load_model: ModelLoader,
     schema_constants: dict[str, tuple[TensorType, npt.NDArray[Any]]] | None = None,
     schema_models: dict[str, OnnxModelDef] | None = None,
+    read_file: FileReader | None = None,
 ) -> CompiledProfile:
     """Compile every phase and feature of a profile; RankingError names what is wrong and where."""
     try:
-        return _compile_profile(profile, fields, load_model, schema_constants or {}, schema_models or {})
+        return _compile_profile(profile, fields, load_model, schema_constants or {}, schema_models or {},
+                                read_file)
     except RecursionError:
         # the parser and the function-depth limit keep real profiles far from this; a
         # located error is still better than a crash for whatever slips past them
@@ -389,19 +280,34 @@ def _compile_profile(
     load_model: ModelLoader,
     schema_constants: dict[str, tuple[TensorType, npt.NDArray[Any]]],
     schema_models: dict[str, OnnxModelDef],
+    read_file: FileReader | None = None,
 ) -> CompiledProfile:
     ctx = _ProfileContext(profile, fields, schema_constants, schema_models, load_model)
+    ctx.read_file = read_file
     compiler = Compiler(ctx)
     if profile.first_phase is None:
-        raise RankingError(f"rank profile '{profile.name}' has no first-phase expression", profile.loc)
+        raise RankingError("no first-phase expression, so Vespa's default first phase is nativeRank: text-match "
+                           "feature nativeRank is not supported yet (it needs text matching of query terms)",
+                           profile.loc)
+    ctx.phase = "first"
     first = compiler.compile(profile.first_phase)
     _need_number(first, "first-phase", profile.first_phase.loc)
     first_prog = _program({FIRST_PHASE: build.cast(first.node, CellType.FLOAT64)}, ctx)
     second_prog = None
     if profile.second_phase is not None:
+        ctx.phase = "second"
         second = compiler.compile(profile.second_phase)
         _need_number(second, "second-phase", profile.second_phase.loc)
         second_prog = _program({SECOND_PHASE: build.cast(second.node, CellType.FLOAT64)}, ctx)
+    global_prog = normalizer_prog = None
+    if profile.global_phase is not None:
+        ctx.phase = GLOBAL_PHASE
+        glob = compiler.compile(profile.global_phase)
+        _need_number(glob, "global-phase", profile.global_phase.loc)
+        global_prog = _program({GLOBAL_PHASE_OUTPUT: build.cast(glob.node, CellType.FLOAT64)}, ctx)
+        if ctx.normalizers:
+            normalizer_prog = _program({n.source: node for n, node in ctx.normalizers}, ctx)
+    ctx.phase = "features"
     match: list[Feature] = []
     summary: list[Feature] = []
     outs: dict[str, Node] = {}
@@ -415,6 +321,7 @@ def _compile_profile(
     used_attributes, used_queries = dict(ctx.attributes_used), dict(ctx.queries_used)
     # a function no phase uses must still be valid, as Vespa checks it at deploy; one with
     # parameters can only be checked where it is called
+    ctx.phase = CHECKING
     for fn in profile.functions.values():
         if not fn.params and fn.name not in ctx.memo:
             ctx.function(fn.name, [], fn.loc, compiler)
@@ -430,6 +337,12 @@ def _compile_profile(
         query_inputs={**used_queries, **declared},
         attributes=used_attributes,
         models=list(dict.fromkeys(ctx.models_used)),
+        nearest_neighbor=dict(ctx.nearest_neighbor),
+        generated=dict(ctx.generated),
+        global_phase=global_prog,
+        global_rerank_count=profile.global_rerank_count,
+        normalizer_inputs=normalizer_prog,
+        normalizers=[n for n, _ in ctx.normalizers],
     )
 
 

@@ -118,8 +118,13 @@ def test_scores_match_onnxruntime_document_by_document(served: Served) -> None:
     top = sorted(by_first[:RERANK], key=lambda i: (-second[i], i))
     want = [*top, *by_first[RERANK:120]]
     assert [h.id for h in response.hits] == want
-    np.testing.assert_allclose([h.relevance for h in response.hits],
-                               [second[i] for i in top] + [first[i] for i in by_first[RERANK:120]],
+    # Vespa's hit collector: the second phase scored these lower than the first did, so the
+    # rest move below them, by the ratio of the two ranges (each at least 1)
+    old, new = np.array([first[i] for i in top]), np.array([second[i] for i in top])
+    assert old.min() > new.min()
+    scale = max(new.max() - new.min(), 1.0) / max(old.max() - old.min(), 1.0)
+    rest = [first[i] * scale + new.min() - old.min() * scale for i in by_first[RERANK:120]]
+    np.testing.assert_allclose([h.relevance for h in response.hits], [second[i] for i in top] + rest,
                                rtol=1e-5, atol=1e-5)
     for h in response.hits:
         f = h.match_features
@@ -232,7 +237,6 @@ def _bad_ranks(s: Served) -> list[tuple[str, pb.RankRequest, grpc.StatusCode, st
          "exists only for other profiles to inherit"),
         ("unknown input", req(query={"q": q, "query(zz)": q}), INVALID, "has no input query(zz)"),
         ("input twice", req(query={"q": q, "query(q)": q}), INVALID, "query(q) is given twice"),
-        ("missing input", req(query={}), INVALID, "is required by rank profile 'ml'"),
         ("bad type syntax", req(query={"q": pb.Tensor(type="tensor<float>(x[", values=q.values)}), INVALID,
          "bad tensor type"),
         ("wrong dimensions", req(query={"q": tensor(np.zeros(4), "tensor<float>(x[4])")}), INVALID,

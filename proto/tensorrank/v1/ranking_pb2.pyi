@@ -15,7 +15,7 @@ class Tensor(_message.Message):
     def __init__(self, type: _Optional[str] = ..., values: _Optional[bytes] = ...) -> None: ...
 
 class RankRequest(_message.Message):
-    __slots__ = ("schema", "rank_profile", "query", "hits", "offset", "doc_ids", "all_scores")
+    __slots__ = ("schema", "rank_profile", "query", "hits", "offset", "doc_ids", "all_scores", "nearest_neighbor")
     class QueryEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -23,6 +23,13 @@ class RankRequest(_message.Message):
         key: str
         value: Tensor
         def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[Tensor, _Mapping]] = ...) -> None: ...
+    class NearestNeighborEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     SCHEMA_FIELD_NUMBER: _ClassVar[int]
     RANK_PROFILE_FIELD_NUMBER: _ClassVar[int]
     QUERY_FIELD_NUMBER: _ClassVar[int]
@@ -30,6 +37,7 @@ class RankRequest(_message.Message):
     OFFSET_FIELD_NUMBER: _ClassVar[int]
     DOC_IDS_FIELD_NUMBER: _ClassVar[int]
     ALL_SCORES_FIELD_NUMBER: _ClassVar[int]
+    NEAREST_NEIGHBOR_FIELD_NUMBER: _ClassVar[int]
     schema: str
     rank_profile: str
     query: _containers.MessageMap[str, Tensor]
@@ -37,7 +45,8 @@ class RankRequest(_message.Message):
     offset: int
     doc_ids: _containers.RepeatedScalarFieldContainer[str]
     all_scores: bool
-    def __init__(self, schema: _Optional[str] = ..., rank_profile: _Optional[str] = ..., query: _Optional[_Mapping[str, Tensor]] = ..., hits: _Optional[int] = ..., offset: _Optional[int] = ..., doc_ids: _Optional[_Iterable[str]] = ..., all_scores: _Optional[bool] = ...) -> None: ...
+    nearest_neighbor: _containers.ScalarMap[str, str]
+    def __init__(self, schema: _Optional[str] = ..., rank_profile: _Optional[str] = ..., query: _Optional[_Mapping[str, Tensor]] = ..., hits: _Optional[int] = ..., offset: _Optional[int] = ..., doc_ids: _Optional[_Iterable[str]] = ..., all_scores: _Optional[bool] = ..., nearest_neighbor: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class Hit(_message.Message):
     __slots__ = ("id", "relevance", "match_features")
