@@ -318,6 +318,15 @@ def gather(x: Node, idx: Node, axis: int, label: str = "") -> Node:
     return _make(Op.GATHER, [x, idx], {"axis": ax}, shape, x.dtype, label)
 
 
+def lookup(keys: Node, values: Node, label: str = "") -> Node:
+    """Where each of `values` is among `keys` (Op.LOOKUP): a join of mapped labels."""
+    if keys.rank != 1 or keys.dtype is not CellType.INT32 or values.dtype is not CellType.INT32:
+        raise IRError("lookup needs int32 keys of rank 1 and int32 values")
+    if keys.per_document:
+        raise IRError("lookup keys must be the same for every document")
+    return _make(Op.LOOKUP, [keys, values], {}, values.shape, CellType.INT32, label)
+
+
 def gather_elements(x: Node, idx: Node, axis: int, label: str = "") -> Node:
     _check_indices(idx, "gather_elements")
     ax = normalize_axis(axis, x.rank)

@@ -67,8 +67,9 @@ def compute_type(cell: CellType) -> CellType:
 def metric_nodes(metric: str, doc: Node, query: Node, norm: Node | None = None) -> MetricNodes:
     """Distance and closeness (float64, one per document) of `doc` (per document, shape [n])
     to `query` (shape [n]); `norm`: the per-document norm KEPT_NORMS names for the metric,
-    of the vectors' compute type."""
-    if doc.rank != 1 or query.shape != doc.shape:
+    of the vectors' compute type. A `doc` of shape [m, n] holds m vectors (a multi-vector
+    field's subspaces): then one distance per vector, and `norm` has shape [m]."""
+    if doc.rank not in (1, 2) or query.rank != 1 or query.shape != doc.shape[-1:]:
         raise IRError(f"a nearest-neighbour distance needs two vectors of one size, got {list(doc.shape)} "
                       f"and {list(query.shape)}")
     if metric in KEPT_NORMS and (norm is None or norm.dtype is not compute_type(doc.dtype)):
@@ -114,12 +115,13 @@ def metric_nodes(metric: str, doc: Node, query: Node, norm: Node | None = None) 
 def hamming(doc: Node, query: Node) -> Node:
     """Differing bits of int8 vectors (Vespa's binary hamming distance); for other cell
     types, as in Vespa, the number of differing cells. float64, one per document."""
+    last = [doc.rank - 1]
     if doc.dtype is CellType.INT8 and query.dtype is CellType.INT8:
         bits = popcount_bytes(build.join("bitwise_xor", doc, query))
-        return build.cast(build.reduce(bits, "sum", None, False), F64)
+        return build.cast(build.reduce(bits, "sum", last, False), F64)
     ct = compute_type(doc.dtype)
     differ = build.join("ne", _as(doc, ct), _as(query, ct))
-    return build.reduce(build.cast(differ, F64), "sum", None, False)
+    return build.reduce(build.cast(differ, F64), "sum", last, False)
 
 
 def popcount_bytes(x: Node) -> Node:
@@ -138,14 +140,14 @@ def popcount_bytes(x: Node) -> Node:
 
 def great_circle_km(doc: Node, query: Node) -> Node:
     """Haversine distance in km between [latitude, longitude] pairs in degrees."""
-    if doc.shape != (2,):
+    if doc.shape[-1:] != (2,):
         raise IRError(f"the geodegrees distance needs vectors of 2 cells (latitude, longitude), got {list(doc.shape)}")
     to_rad = _num(math.pi / 180.0)
 
     def cell(v: Node, i: int) -> Node:
         # a masked sum, not a slice: elementwise and a reduce, which the GPU fuses into one kernel
         mask = build.constant(np.eye(2, dtype=np.float64)[i], F64)
-        return _mul(build.reduce(build.join("mul", _as(v, F64), mask), "sum", None, False), to_rad)
+        return _mul(build.reduce(build.join("mul", _as(v, F64), mask), "sum", [v.rank - 1], False), to_rad)
 
     lat_q, lon_q, lat_d, lon_d = cell(query, 0), cell(query, 1), cell(doc, 0), cell(doc, 1)
 
@@ -164,7 +166,7 @@ def kept_norm_of(kind: str, column: Node) -> Node:
     """The per-document norm KEPT_NORMS names, from the vectors themselves: its definition,
     which the ranker's kept copy follows (computed in float64, stored in the compute type)."""
     d = _as(column, F64)
-    squared = build.reduce(build.join("mul", d, d), "sum", None, False)
+    squared = build.reduce(build.join("mul", d, d), "sum", [d.rank - 1], False)
     if kind == "inverse":
         zero = build.scalar(0.0, F64)
         squared = build.select(build.join("gt", squared, zero),
@@ -194,9 +196,11 @@ def _mul(a: Node, b: Node) -> Node:
 def _dot(doc: Node, query: Node) -> Node:
     """d.q per document as one MATMUL over the block: [rows, 1, n] @ [n, 1], in the query's
     type (the compute type)."""
-    n = doc.shape[0]
-    product = build.matmul(build.reshape(_as(doc, query.dtype), (1, n)), build.reshape(query, (n, 1)))
-    return build.reshape(product, ())
+    n = doc.shape[-1]
+    rows = doc.shape[:-1]
+    product = build.matmul(build.reshape(_as(doc, query.dtype), (int(np.prod(rows, dtype=np.int64)), n)),
+                           build.reshape(query, (n, 1)))
+    return build.reshape(product, rows)
 
 
 def _clamp_unit(x: Node, num: Callable[[float], Node]) -> Node:

@@ -57,6 +57,9 @@ class Op(enum.Enum):
     SCATTER_ELEMENTS = ("scatter_elements", OpGroup.INDEXING)  # inputs: data, idx, upd; attrs: axis, reduction
     SCATTER_ND = ("scatter_nd", OpGroup.INDEXING)  # inputs: data, idx, upd; attrs: reduction
     TOPK = ("topk", OpGroup.INDEXING)  # attrs: axis, k, largest, sorted -> int64 indices
+    # inputs: keys [K] (int32, the same for every document), values (int32): the position of
+    # each value among the keys, K where absent (the first where a key repeats)
+    LOOKUP = ("lookup", OpGroup.INDEXING)
     # a tree ensemble, seen whole so each backend walks it its own way (tensor_ir/trees)
     TREE_ENSEMBLE = ("tree_ensemble", OpGroup.CONTRACTION)  # inputs: x [..., features]; attrs: forest
 

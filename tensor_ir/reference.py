@@ -248,7 +248,10 @@ def _norm_indices(idx: Any, dim: int, node: Node, xp: ModuleType = np) -> Any:
     idx = idx.astype(np.int64, copy=False)
     if idx.size:
         # the only host read: bad indices must raise, not wrap or read out of bounds
-        _check_range(int(idx.min()), int(idx.max()), dim, node)
+        low = int(idx.min())
+        _check_range(low, int(idx.max()), dim, node)
+        if low >= 0:
+            return idx  # nothing to wrap: no pass over the indices
     return xp.where(idx < 0, idx + dim, idx)
 
 
@@ -265,10 +268,11 @@ def _k_gather(node: Node, args: list[Any], n: int, xp: ModuleType = np) -> Any:
     ix, ii = node.inputs
     ax = node.attrs["axis"]
     idx = _norm_indices(idx, ix.shape[ax], node, xp)
+    # indexing, not xp.take: numpy's take is many times slower for rows and int32 indices
     if not ii.per_document:
-        return xp.take(x, idx, axis=ax + _off(ix))
+        return x[(slice(None),) * (ax + _off(ix)) + (idx,)]
     if not ix.per_document:
-        return xp.moveaxis(xp.take(x, idx, axis=ax), ax, 0)
+        return xp.moveaxis(x[(slice(None),) * ax + (idx,)], ax, 0)
     nd = x.shape[0]
     is_rank = ii.rank
     xm = xp.moveaxis(x, ax + 1, 1)  # [N, D, *before, *after]
@@ -405,6 +409,36 @@ def _k_tree_ensemble(node: Node, args: list[Array], n: int) -> Array:
     return tree_scores(forest, flat).reshape((*x.shape[:-1], forest.n_targets))
 
 
+# a table over the keys' range costs this many cells per value looked up, at most
+_LOOKUP_TABLE_PER_VALUE = 4
+_LOOKUP_TABLE_MIN = 1 << 16
+
+
+def _k_lookup(node: Node, args: list[Any], n: int, xp: ModuleType = np) -> Any:
+    """Op.LOOKUP. Label ids stay in a narrow range (tensor_ir.mapped), so where the keys'
+    range is small next to the values, a table over it is one gather per value; else a
+    binary search over the sorted keys."""
+    keys, values = args
+    k = int(keys.shape[0])
+    if k == 0 or values.size == 0:
+        return xp.full(values.shape, k, dtype=np.int32)
+    lo, hi = int(keys.min()), int(keys.max())
+    span = hi - lo + 1
+    if span <= max(_LOOKUP_TABLE_MIN, _LOOKUP_TABLE_PER_VALUE * int(values.size)):
+        # cells 0 and span + 1 stand for every value below and above the keys' range
+        table = xp.full(span + 2, k, dtype=np.int32)
+        table[(keys - (lo - 1))[::-1]] = xp.arange(k - 1, -1, -1, dtype=np.int32)  # the first of equal keys wins
+        # clipped first, so the shift stays inside int32 (lo - 1 and hi + 1 are int32 labels' neighbours)
+        at = xp.clip(values, lo - 1, hi + 1).astype(np.int64 if lo - 1 < -(1 << 31) or hi + 1 >= 1 << 31 else
+                                                    np.int32, copy=False)
+        at -= lo - 1
+        return table[at]
+    order = xp.argsort(keys, kind="stable")
+    ordered = keys[order]
+    pos = xp.minimum(xp.searchsorted(ordered, values), k - 1)
+    return xp.where(ordered[pos] == values, order[pos], k).astype(np.int32)
+
+
 # the kernels written for numpy and CuPy alike (see the module doc)
 PORTABLE_KERNELS: dict[Op, PortableKernel] = {
     Op.ARG_REDUCE: _k_arg_reduce,
@@ -419,6 +453,7 @@ PORTABLE_KERNELS: dict[Op, PortableKernel] = {
     Op.GATHER: _k_gather,
     Op.GATHER_ELEMENTS: _k_gather_elements,
     Op.GATHER_ND: _k_gather_nd,
+    Op.LOOKUP: _k_lookup,
 }
 
 KERNELS: dict[Op, Kernel] = {

@@ -42,6 +42,7 @@ _REPLAY: dict[Op, Callable[[Node], Node]] = {
     Op.TOPK: lambda n: build.topk(n.inputs[0], n.attrs["k"], n.attrs["axis"], n.attrs["largest"],
                                   n.attrs["sorted"]),
     Op.TREE_ENSEMBLE: lambda n: build.tree_ensemble(n.inputs[0], n.attrs["forest"]),
+    Op.LOOKUP: lambda n: build.lookup(n.inputs[0], n.inputs[1]),
 }
 
 
@@ -49,7 +50,7 @@ _ARITY: dict[Op, int] = {
     Op.INPUT: 0, Op.CONSTANT: 0, Op.MAP: 1, Op.JOIN: 2, Op.SELECT: 3, Op.CAST: 1, Op.REDUCE: 1,
     Op.ARG_REDUCE: 1, Op.SCAN: 1, Op.MATMUL: 2, Op.RESHAPE: 1, Op.TRANSPOSE: 1, Op.BROADCAST: 1,
     Op.SLICE: 1, Op.PAD: 1, Op.GATHER: 2, Op.GATHER_ELEMENTS: 2, Op.GATHER_ND: 2,
-    Op.SCATTER_ELEMENTS: 3, Op.SCATTER_ND: 3, Op.TOPK: 1, Op.TREE_ENSEMBLE: 1,
+    Op.SCATTER_ELEMENTS: 3, Op.SCATTER_ND: 3, Op.TOPK: 1, Op.TREE_ENSEMBLE: 1, Op.LOOKUP: 2,
 }  # fmt: skip  (CONCAT takes one or more)
 
 

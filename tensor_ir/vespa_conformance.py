@@ -8,9 +8,10 @@ profile constants (`constant(a)`). The profile compiler sees a profile whose fun
 `a()`, `b()` return those, and whose summary feature is the case's expression, so the
 result keeps its tensor type; the program runs on the backend given.
 
-A case with a mapped dimension (not supported yet) counts as "mapped" and is not run.
-Results compare as the README says: the type string must equal the expected one, and the
-cells by Vespa's tolerances.
+Mapped inputs are padded (tensor_ir.mapped) to exactly their subspace count, and a mapped
+result is compared as a set of addresses, each with its cells. Results compare as the
+README says: the type string must equal the expected one, and the cells by Vespa's
+tolerances.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from tensor_ir.expr.profile import (
 )
 from tensor_ir.expr.types import TensorType, parse_type
 from tensor_ir.ir import Role
+from tensor_ir.mapped import MappedTensor, capacity_for, pad, pad_many, unpad
 
 SPEC_FILES = ("spec_2019", "spec_head", "spec_evalspec", "spec_probe")
 MODES = ("query", "attribute", "constant")
@@ -56,7 +58,7 @@ _MAPPED_DIM = re.compile(r"[A-Za-z_]\w*\s*\{\s*\}")
 @dataclass(frozen=True)
 class SpecTensor:
     type: str
-    values: tuple[float, ...] | None  # None: a mapped tensor (blocks), not run
+    values: tuple[float, ...] | None  # None: a mapped tensor (blocks)
     blocks: Any = None
 
 
@@ -81,8 +83,9 @@ class Case:
 class CaseResult:
     id: str
     mode: str
-    status: str  # passed | wrong | refused | mapped
+    status: str  # passed | wrong | refused
     detail: str = ""
+    mapped: bool = False  # the case has a mapped dimension
 
 
 @dataclass
@@ -96,17 +99,22 @@ class Report:
     def modes(self) -> list[str]:
         return [m for m in MODES if any(r.mode == m for r in self.results)]
 
+    def mapped_counts(self, mode: str) -> Counter[str]:
+        return Counter(r.status for r in self.results if r.mode == mode and r.mapped)
+
     def summary_lines(self) -> list[str]:
         lines = []
         for mode in self.modes():
-            c = self.counts(mode)
+            c, m = self.counts(mode), self.mapped_counts(mode)
             lines.append(f"vespa tensor conformance ({mode}): {c['passed']} passed, {c['wrong']} wrong, "
-                         f"{c['refused']} refused, {c['mapped']} mapped, {sum(c.values())} total")
+                         f"{c['refused']} refused, {sum(c.values())} total; with a mapped dimension "
+                         f"{m['passed']} passed, {m['wrong']} wrong, {m['refused']} refused of {sum(m.values())}")
         return lines
 
     def to_json(self) -> dict[str, Any]:
         return {
             "modes": {m: dict(self.counts(m)) for m in self.modes()},
+            "mapped": {m: dict(self.mapped_counts(m)) for m in self.modes()},
             "seconds": self.seconds,
             "cases": [r.__dict__ for r in self.results],
         }
@@ -176,6 +184,17 @@ def excluded(exclusions: dict[str, str], case_id: str, mode: str) -> str | None:
 # ---------------------------------------------------------------- running one case
 
 
+def _mapped(t: SpecTensor, tt: TensorType) -> MappedTensor:
+    blocks = t.blocks or []
+    return MappedTensor.build(tt, [(tuple(str(b["address"][d]) for d in tt.mapped),
+                                    np.asarray(b["values"], dtype=np.float64).reshape(tt.shape))
+                                   for b in blocks])
+
+
+def _value(t: SpecTensor, tt: TensorType) -> Any:
+    return _mapped(t, tt) if tt.is_mapped else _array(t, tt)
+
+
 def _array(t: SpecTensor, tt: TensorType) -> npt.NDArray[Any]:
     assert t.values is not None
     values = np.asarray(t.values, dtype=np.float64).reshape(tt.shape)
@@ -196,7 +215,7 @@ def _profile(case: Case, mode: str, expr: Expr, types: dict[str, TensorType]
         elif mode == "attribute":
             fields[name] = FieldDef(name, t, True, _HERE)
         else:
-            profile.constants[name] = (t, _array(case.inputs[name], t))
+            profile.constants[name] = (t, _value(case.inputs[name], t))
     return profile, fields
 
 
@@ -207,16 +226,22 @@ def _no_models(ref: str, loc: Location) -> Any:
 def compile_case(case: Case, mode: str) -> CompiledProfile:
     """The case's expression compiled as a profile's summary feature, its parameters given
     as `mode` says. Raises TensorRankError where the compiler refuses it."""
-    types = {name: parse_type(t.type) for name, t in case.inputs.items()}
+    types = {name: parse_type(t.type, allow_mapped=True) for name, t in case.inputs.items()}
     profile, fields = _profile(case, mode, parse_expression(case.expression), types)
-    return compile_profile(profile, fields, _no_models)
+    capacities = {f"{mode}({name})": capacity_for([_mapped(case.inputs[name], t)])
+                  for name, t in types.items() if t.is_mapped}
+    return compile_profile(profile, fields, _no_models, capacities=capacities)
 
 
 def run_case(case: Case, mode: str, backend: Backend) -> CaseResult:
-    if case.mapped:
-        return CaseResult(case.id, mode, "mapped")
+    result = _run_case(case, mode, backend)
+    result.mapped = case.mapped
+    return result
+
+
+def _run_case(case: Case, mode: str, backend: Backend) -> CaseResult:
     try:
-        types = {name: parse_type(t.type) for name, t in case.inputs.items()}
+        types = {name: parse_type(t.type, allow_mapped=True) for name, t in case.inputs.items()}
         compiled = compile_case(case, mode)
     except TensorRankError as e:
         return CaseResult(case.id, mode, "refused", str(e))
@@ -226,13 +251,21 @@ def run_case(case: Case, mode: str, backend: Backend) -> CaseResult:
     assert program is not None and len(compiled.summary_features) == 1
     feature = compiled.summary_features[0]
     feeds: dict[str, Any] = {}
+    for name, (t, cap) in compiled.mapped_inputs.items():
+        value = _mapped(case.inputs[name[name.index("(") + 1:-1]], t)
+        padded = pad_many([value] * N_DOCS, cap) if mode == "attribute" else pad(value, cap)
+        feeds[name] = padded.cells
+        feeds[f"{name}#mask"] = padded.mask
+        feeds.update({f"{name}#label:{d}": x for d, x in padded.labels.items()})
     for spec in program.inputs.values():
+        if spec.name in feeds:
+            continue
         name = spec.name[spec.name.index("(") + 1:-1]
-        value = _array(case.inputs[name], types[name])
-        feeds[spec.name] = np.stack([value] * N_DOCS) if spec.role is Role.ATTRIBUTE else value
+        cells = _array(case.inputs[name], types[name])
+        feeds[spec.name] = np.stack([cells] * N_DOCS) if spec.role is Role.ATTRIBUTE else cells
     try:
         with np.errstate(all="ignore"):
-            out = backend.run(program, feeds, N_DOCS)[feature.program_output]
+            outs = backend.run(program, feeds, N_DOCS)
     except TensorRankError as e:
         return CaseResult(case.id, mode, "wrong", f"evaluation failed: {e}")
     if case.expected is None:
@@ -242,10 +275,33 @@ def run_case(case: Case, mode: str, backend: Backend) -> CaseResult:
         return CaseResult(case.id, mode, "wrong", f"type {got_type}, expected {case.expected.type}")
     narrow = any(not t.type.startswith(("double", "tensor(")) for t in [*case.inputs.values(), case.expected])
     for d in range(N_DOCS):
-        problem = compare_cells(np.asarray(out[d]), case.expected, narrow)
+
+        def doc(out_name: str, d: int = d) -> npt.NDArray[Any]:
+            return np.asarray(outs[out_name][d])  # every output comes with the document axis
+
+        if feature.sparse is None:
+            problem = compare_cells(doc(feature.program_output), case.expected, narrow)
+        else:
+            got = unpad(feature.type, doc(feature.program_output),
+                        {dim: doc(o) for dim, o in feature.sparse.labels}, doc(feature.sparse.mask))
+            problem = compare_mapped(got, case.expected, narrow)
         if problem:
             return CaseResult(case.id, mode, "wrong", f"document {d}: {problem}")
     return CaseResult(case.id, mode, "passed")
+
+
+def compare_mapped(got: MappedTensor, expected: SpecTensor, narrow: bool) -> str | None:
+    """Equal sets of addresses, and each address's cells as compare_cells says."""
+    want = {tuple(str(b["address"][d]) for d in got.type.mapped): b["values"] for b in expected.blocks or []}
+    have = got.as_dict()
+    if set(have) != set(want):
+        extra, missing = sorted(set(have) - set(want))[:3], sorted(set(want) - set(have))[:3]
+        return f"{len(have)} subspaces, expected {len(want)} (extra {extra}, missing {missing})"
+    for addr, values in want.items():
+        problem = compare_cells(have[addr], SpecTensor(expected.type, tuple(float(x) for x in values)), narrow)
+        if problem:
+            return f"at {dict(zip(got.type.mapped, addr, strict=True))}: {problem}"
+    return None
 
 
 def compare_cells(got: npt.NDArray[Any], expected: SpecTensor, narrow: bool) -> str | None:
@@ -291,9 +347,8 @@ def run_conformance(
 
 
 def unexpected(report: Report, exclusions: dict[str, str]) -> list[CaseResult]:
-    """Non-mapped results that neither pass nor are excluded."""
-    return [r for r in report.results
-            if r.status not in ("passed", "mapped") and excluded(exclusions, r.id, r.mode) is None]
+    """Results that neither pass nor are excluded."""
+    return [r for r in report.results if r.status != "passed" and excluded(exclusions, r.id, r.mode) is None]
 
 
 def stale(report: Report, exclusions: dict[str, str]) -> list[CaseResult]:

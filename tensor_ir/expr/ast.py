@@ -77,13 +77,20 @@ class Generate(Expr):
     body: Expr
 
 
+# A label as written in a literal's address: a name or quoted string, or a whole number.
+Label = str | int
+
+
 @dataclass(frozen=True)
 class Literal(Expr):
-    """tensor<float>(x[3]):[1,2,3] (dense form) or tensor(x[2]):{{x:0}:1,{x:1}:2} (cells)."""
+    """tensor<float>(x[3]):[1,2,3] (dense form), tensor(x[2]):{{x:0}:1,{x:1}:2} (cells,
+    also for mapped and mixed types: {{x:a,y:0}:1}) or, for one mapped dimension, the short
+    form tensor(x{}):{a:1,b:2} / tensor(x{},y[2]):{a:[1,2]} (blocks)."""
 
     type: TypeSpec
     dense: tuple[object, ...] | None  # nested tuples of Expr
-    cells: tuple[tuple[tuple[tuple[str, int], ...], Expr], ...] | None
+    cells: tuple[tuple[tuple[tuple[str, Label], ...], Expr], ...] | None
+    blocks: tuple[tuple[Label, object], ...] | None = None  # label -> Expr, or nested tuples of Expr
 
 
 @dataclass(frozen=True)
@@ -93,3 +100,6 @@ class SliceExpr(Expr):
     target: Expr
     by_dim: tuple[tuple[str, Expr], ...] | None
     index: Expr | None
+    # (dimension, name) where the label is a bare name: on a mapped dimension that is the
+    # label itself, verbatim (`t{x:a}` is label "a"), while `t{x:(a)}` computes it
+    verbatim: tuple[tuple[str, str], ...] = ()

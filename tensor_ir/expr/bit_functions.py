@@ -109,5 +109,5 @@ def unpack_bits(c: Compiler, e: Call) -> TValue:
     shifts = build.constant(order.astype(np.int32).reshape([1] * (axis + 1) + [8] + [1] * (len(shape) - axis - 1)))
     bits = build.join("bitwise_and", build.join("shift_right", spread, shifts), _k(1))
     dims = tuple((n, s * 8 if n == name else s) for n, s in v.type.dims)
-    out = TValue(build.reshape(bits, [s for _, s in dims]), TensorType(I32, dims))
+    out = TValue(build.reshape(bits, [s for _, s in dims]), TensorType(I32, dims, v.type.mapped), v.sparse)
     return with_cell(out, cell)

@@ -21,6 +21,7 @@ import numpy as np
 from tensor_ir import build
 from tensor_ir.dtypes import CellType
 from tensor_ir.errors import EvaluationError, IRError
+from tensor_ir.expr import sparse as sp
 from tensor_ir.expr.ast import (
     Binary,
     Call,
@@ -35,19 +36,22 @@ from tensor_ir.expr.ast import (
     Str,
     Unary,
 )
+from tensor_ir.expr.contraction import as_matmul
 from tensor_ir.expr.errors import Location, RankingError
 from tensor_ir.expr.generator_functions import generated, takes_dimensions
 from tensor_ir.expr.literals import generate, literal
 from tensor_ir.expr.math_functions import MATH_FUNCTIONS
 from tensor_ir.expr.slices import slice_value
+from tensor_ir.expr.sparse_reduce import reduce_mapped
 from tensor_ir.expr.tensor_functions import TENSOR_FUNCTIONS
-from tensor_ir.expr.types import TensorType, is_hidden
+from tensor_ir.expr.types import HIDDEN_MARK, TensorType, is_hidden
 from tensor_ir.expr.values import (
     TValue,
     as_double,
     compute_cell,
     expand_to,
     hidden_names,
+    move_axes,
     rename_dims,
     scalar,
     unify_cells,
@@ -150,6 +154,18 @@ class Compiler:
 
     # ------------------------------------------------------------ joins and maps
 
+    def joint_mapped(self, values: list[TValue], loc: Location) -> tuple[str, ...]:
+        """The mapped dimensions of a join of `values`; a dimension mapped in one and
+        indexed in another is refused, as Vespa's type resolution does."""
+        mapped = sorted({d for v in values for d in v.type.mapped})
+        for v in values:
+            clash = set(mapped) & set(v.type.visible_names)
+            if clash:
+                raise self.error(
+                    f"dimension '{min(clash)}' is mapped in one operand and indexed in another "
+                    f"(operands: {', '.join(str(x.type) for x in values)})", loc)
+        return tuple(mapped)
+
     def joint_dims(self, values: list[TValue], loc: Location) -> tuple[tuple[str, int], ...]:
         sizes: dict[str, int] = {}
         for v in values:
@@ -165,6 +181,9 @@ class Compiler:
 
     def join(self, a: TValue, b: TValue, fn: Callable[[Node, Node], Node], loc: Location,
              cell: CellType | None = None) -> TValue:
+        mapped = self.joint_mapped([a, b], loc)
+        if mapped:
+            a, b = sp.aligned(a, b)
         dims = self.joint_dims([a, b], loc)
         ct = cell or unify_cells(a, b)
         na = expand_to(with_cell(a, ct), dims)
@@ -175,12 +194,12 @@ class Compiler:
             raise self.error(str(err), loc) from None
         if out.shape != tuple(s for _, s in dims):
             out = build.broadcast(out, [s for _, s in dims])
-        return TValue(out, TensorType(out.dtype, dims))
+        return sp.with_sparse(out, out.dtype, dims, mapped, sp.joint_sparse(a, b))
 
     def map(self, v: TValue, fn: Callable[[Node], Node]) -> TValue:
         ct = compute_cell(v.type.cell)
         node = fn(with_cell(v, ct).node)
-        return TValue(node, TensorType(node.dtype, v.type.dims))
+        return TValue(node, TensorType(node.dtype, v.type.dims, v.type.mapped), v.sparse)
 
     def nonzero(self, n: Node) -> Node:
         return n if n.dtype.is_bool else build.join("ne", n, build.scalar(0, n.dtype))
@@ -196,7 +215,7 @@ class Compiler:
             ct = compute_cell(like[0].type.cell) if not like[0].is_scalar else CellType.FLOAT64
         else:
             ct = CellType.FLOAT32
-        return TValue(build.cast(v.node, ct), TensorType(ct, v.type.dims))
+        return TValue(build.cast(v.node, ct), TensorType(ct, v.type.dims, v.type.mapped), v.sparse)
 
     def binary(self, e: Binary) -> TValue:
         # a left-leaning chain (a + b + c + ..., the thousands of trees of a tree ensemble)
@@ -272,6 +291,8 @@ class Compiler:
     def reduce(self, v: TValue, agg: str, dims: list[str], loc: Location) -> TValue:
         """Over the named visible dimensions, or all visible ones; hidden dimensions (one
         number per generator cell) stay."""
+        if v.sparse is not None:
+            return reduce_mapped(self, v, agg, dims, loc)
         visible = v.type.visible_names
         for d in dims:
             if d not in visible:
@@ -292,7 +313,7 @@ class Compiler:
         elif agg in ("max", "min"):
             out = _first_nan_kept(x, agg, axes, shape)
         else:
-            out = build.reduce(x, agg, axes, False)
+            out = (agg == "sum" and as_matmul(x, axes)) or build.reduce(x, agg, axes, False)
         return TValue(out, TensorType(ct, kept))
 
     def onnx_call(self, e: Call) -> TValue:
@@ -332,11 +353,27 @@ class Compiler:
         compiles (tensor_ir.expr.types) and come back on its result, which must be a number."""
         names = sorted({n for v in values for n in v.type.visible_names})
         hidden = hidden_names(names)
-        cells = [rename_dims(v, hidden) for v in values]
+        first = values[0]
+        if first.sparse is None:
+            cells = [rename_dims(v, hidden) for v in values]
+        else:
+            # the slot axes are hidden too while the body compiles: one number per slot and cell
+            hidden.update({n: f"slot{HIDDEN_MARK}{h[1:]}" for n, h in
+                           ((n, sp.fresh_slot()) for n, _ in first.type.slots)})
+            cells = []
+            for v in values:
+                node, dims = move_axes(v.node, v.type.dims, hidden)
+                cells.append(TValue(node, TensorType(v.type.cell, dims)))
         out = self.with_locals(dict(zip(lam.params, cells, strict=True))).compile(lam.body)
         if not out.is_scalar:
             raise self.error(f"a lambda must give a number for each cell, but gives {out.type}", lam.body.loc)
-        return rename_dims(out, {h: n for n, h in hidden.items()})
+        back = {h: n for n, h in hidden.items()}
+        if first.sparse is None:
+            return rename_dims(out, back)
+        want = tuple(sorted({**dict(out.type.dims), **{hidden[n]: s for n, s in first.type.slots}}.items()))
+        node = build.broadcast(expand_to(out, want), [s for _, s in want])
+        node, dims = move_axes(node, want, back)
+        return TValue(node, TensorType(out.type.cell, dims, first.type.mapped), first.sparse)
 
     def fill(self, v: TValue, t: TensorType, loc: Location) -> TValue:
         """v broadcast to the dimensions of t (a lambda body may use fewer of them); the
@@ -344,9 +381,9 @@ class Compiler:
         extra = set(v.type.visible_names) - set(t.names)
         if extra:
             raise self.error(f"the lambda's result has dimensions {sorted(extra)} that {t} lacks", loc)
-        dims = tuple(sorted({**dict(v.type.hidden), **dict(t.dims)}.items()))
+        dims = tuple(sorted({**dict(v.type.hidden), **dict(v.type.slots), **dict(t.dims)}.items()))
         node = build.broadcast(expand_to(with_cell(v, t.cell), dims), [s for _, s in dims])
-        return TValue(node, TensorType(t.cell, dims))
+        return TValue(node, TensorType(t.cell, dims, v.type.mapped), v.sparse)
 
 
 def _first_nan_kept(x: Node, agg: str, axes: list[int], shape: list[int]) -> Node:

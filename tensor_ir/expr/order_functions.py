@@ -60,6 +60,10 @@ def cell_order(c: Compiler, e: Call) -> TValue:
     order = c.dim_name(e.args[1])
     if order not in ORDERS:
         raise c.error(f"cell_order(): the order must be 'max' or 'min', got '{order}'", e.args[1].loc)
+    if v.sparse is not None:
+        from tensor_ir.expr.sparse_functions import cell_order_mapped
+
+        return cell_order_mapped(c, v, order)
     if v.is_scalar:
         zero = build.broadcast(build.scalar(0.0, CellType.FLOAT64), list(v.type.shape))
         return TValue(zero, TensorType(CellType.FLOAT64, v.type.dims))
@@ -77,6 +81,10 @@ def cell_order(c: Compiler, e: Call) -> TValue:
 
 def median_reduce(c: Compiler, v: TValue, dims: list[str], loc: Location) -> TValue:
     """reduce(v, median, dims...): over the named dimensions, or all when none is named."""
+    if v.sparse is not None:
+        from tensor_ir.expr.sparse_reduce import median_mapped
+
+        return median_mapped(c, v, dims, loc)
     visible = v.type.visible_names
     for d in dims:
         if d not in visible:

@@ -14,6 +14,7 @@ from tensor_ir.expr.ast import (
     Call,
     Expr,
     Generate,
+    Label,
     Lambda,
     Literal,
     Name,
@@ -196,6 +197,7 @@ class Parser:
     def slice_by_dim(self, target: Expr) -> Expr:
         loc = self.expect("{").loc
         parts: list[tuple[str, Expr]] = []
+        verbatim: list[tuple[str, str]] = []
         if self.at("}"):
             # `x{}`: a mapped dimension spec (random(x{})), refused by whoever reads it
             self.advance()
@@ -205,17 +207,20 @@ class Parser:
                 raise self.error("expected a dimension name in the slice")
             dim = self.advance().text
             self.expect(":", f"after dimension '{dim}'")
+            if self.tok.kind == "ident" and self.peek().text in (",", "}"):
+                verbatim.append((dim, self.tok.text))
             parts.append((dim, self.label_value()))
             if self.at(","):
                 self.advance()
                 continue
             self.expect("}", "to close the slice")
-            return SliceExpr(loc, target, tuple(parts), None)
+            return SliceExpr(loc, target, tuple(parts), None, tuple(verbatim))
 
     def label_value(self) -> Expr:
         """A label is an expression, as in Vespa's Java parser, which turns `{x:1-x}` into
         `{x:(1-x)}`: a number, a name (a dimension variable, function argument or
-        function) or any arithmetic of them, with or without parentheses."""
+        function) or any arithmetic of them, with or without parentheses. A bare name is
+        also noted as written (SliceExpr.verbatim): on a mapped dimension it is the label."""
         return self.expr()
 
     def primary(self) -> Expr:
@@ -337,11 +342,8 @@ class Parser:
         spec = self.type_spec()
         if self.at(":"):
             self.advance()
-            if "{}" in spec.text and (self.at("{") or self.at("[")):
-                # values of a mapped or mixed type ({'foo':0.5, bar:1.2}, {a:[1,2]}): skipped
-                # here, so that compiling refuses the type by name ("mapped dimension")
-                self.skip_balanced()
-                return Literal(spec.loc, spec, None, ())
+            if "{}" in spec.text and self.at("{"):
+                return self.mapped_values(spec)
             if self.at("["):
                 return Literal(spec.loc, spec, self.dense_values(), None)
             if self.at("{"):
@@ -367,6 +369,44 @@ class Parser:
             elif t.kind == "op" and t.text == stack[-1]:
                 stack.pop()
 
+    def mapped_values(self, spec: TypeSpec) -> Literal:
+        """The values of a mapped or mixed type: cells with full addresses
+        ({{x:a,y:0}:1}, or {} for none) or the short form by label ({a:1}, {a:[1,2]})."""
+        start = self.i
+        self.skip_balanced()  # an unclosed literal is reported where it ends
+        self.i = start
+        if self.peek().text in ("{", "}"):
+            return Literal(spec.loc, spec, None, self.cells())
+        self.expect("{")
+        blocks: list[tuple[Label, object]] = []
+        while not self.at("}"):
+            label = self.label("in the tensor values")
+            self.expect(":", f"after label '{label}'")
+            blocks.append((label, self.dense_values() if self.at("[") else self.expr()))
+            if self.at(","):
+                self.advance()
+            elif not self.at("}"):
+                raise self.error("expected ',' or '}' in the tensor values")
+        self.expect("}")
+        return Literal(spec.loc, spec, None, None, tuple(blocks))
+
+    def label(self, where: str) -> Label:
+        """A label in a literal's address: a name, a quoted string or a whole number (an
+        index, for an indexed dimension); other numbers are kept as written."""
+        negative = self.at("-") and self.peek().kind == "num"
+        if negative:
+            self.advance()
+        t = self.tok
+        if t.kind == "ident" and not negative:
+            return self.advance().text
+        if t.kind == "str" and not negative:
+            return _unquote(self.advance().text)
+        if t.kind == "num":
+            self.advance()
+            value = -_number(t) if negative else _number(t)
+            return int(value) if value.is_integer() else ("-" if negative else "") + t.text
+        raise self.error(f"expected a label {where}")
+
     def dense_values(self) -> tuple[object, ...]:
         self.expect("[")
         self.enter()
@@ -383,20 +423,18 @@ class Parser:
         finally:
             self.depth -= 1
 
-    def cells(self) -> tuple[tuple[tuple[tuple[str, int], ...], Expr], ...]:
+    def cells(self) -> tuple[tuple[tuple[tuple[str, Label], ...], Expr], ...]:
         self.expect("{")
-        out: list[tuple[tuple[tuple[str, int], ...], Expr]] = []
+        out: list[tuple[tuple[tuple[str, Label], ...], Expr]] = []
         while not self.at("}"):
             self.expect("{", "to open a cell address")
-            addr: list[tuple[str, int]] = []
+            addr: list[tuple[str, Label]] = []
             while not self.at("}"):
                 if self.tok.kind != "ident":
                     raise self.error("expected a dimension name in the cell address")
                 dim = self.advance().text
                 self.expect(":")
-                if self.tok.kind != "num":
-                    raise self.error(f"expected an index for dimension '{dim}'")
-                addr.append((dim, int(_number(self.advance()))))
+                addr.append((dim, self.label(f"for dimension '{dim}'")))
                 if self.at(","):
                     self.advance()
             self.expect("}")

@@ -9,7 +9,7 @@ the input.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +19,7 @@ import onnx
 
 from tensor_ir import build
 from tensor_ir.dtypes import CellType
+from tensor_ir.expr import sparse as sp
 from tensor_ir.expr.ast import Call, Expr
 from tensor_ir.expr.compiler import Compiler, as_double
 from tensor_ir.expr.errors import Location, RankingError
@@ -93,7 +94,8 @@ class ProfileDef:
     inherits: list[str] = field(default_factory=list)
     functions: dict[str, FunctionDef] = field(default_factory=dict)
     inputs: dict[str, QueryInput] = field(default_factory=dict)
-    constants: dict[str, tuple[TensorType, npt.NDArray[Any]]] = field(default_factory=dict)
+    # name -> (type, value): an array, or a MappedTensor (tensor_ir.mapped) for a mapped type
+    constants: dict[str, tuple[TensorType, Any]] = field(default_factory=dict)
     first_phase: Expr | None = None
     second_phase: Expr | None = None
     rerank_count: int = 100
@@ -117,6 +119,7 @@ class Feature:
     name: str
     type: TensorType
     program_output: str
+    sparse: sp.SparseOutputs | None = None  # a feature with mapped dimensions: its labels and mask
 
 
 @dataclass
@@ -139,6 +142,11 @@ class CompiledProfile:
     global_rerank_count: int = 100
     normalizer_inputs: Program | None = None  # what the global phase's cross-hit normalizers normalize
     normalizers: list[Any] = field(default_factory=list)  # features.phase_features.Normalizer
+    # program input name ("attribute(f)", "query(q)") of each mapped value -> (its type, the slots
+    # it was compiled for); the ranker binds NAME, NAME#label:DIM and NAME#mask (tensor_ir.expr.sparse)
+    mapped_inputs: dict[str, tuple[TensorType, int]] = field(default_factory=dict)
+    # the same profile compiled for other capacities (set where it has mapped inputs)
+    recompile: Callable[[Mapping[str, int]], CompiledProfile] | None = None
 
     def program_size(self) -> int:
         programs = (self.first_phase, self.second_phase, self.features, self.global_phase, self.normalizer_inputs)
@@ -150,7 +158,7 @@ class _ProfileContext:
         self,
         profile: ProfileDef,
         fields: dict[str, FieldDef],
-        schema_constants: dict[str, tuple[TensorType, npt.NDArray[Any]]],
+        schema_constants: dict[str, tuple[TensorType, Any]],
         schema_models: dict[str, OnnxModelDef],
         load_model: ModelLoader,
     ) -> None:
@@ -170,6 +178,13 @@ class _ProfileContext:
         self.generated: dict[str, Any] = {}  # per-document inputs the ranker makes (random)
         self.normalizers: list[tuple[Any, Node]] = []  # the global phase's, with the values they normalize
         self.read_file: FileReader | None = None  # model files other than ONNX, for features
+        self.capacities: Mapping[str, int] = {}  # slots per mapped input (compile_profile)
+        self.mapped_inputs: dict[str, tuple[TensorType, int]] = {}
+
+    def _mapped_leaf(self, name: str, role: Role, t: TensorType) -> TValue:
+        cap = max(1, int(self.capacities.get(name, 1)))
+        self.mapped_inputs[name] = (t, cap)
+        return sp.leaf(name, role, t, cap)
 
     # ------------------------------------------------------------ references
 
@@ -184,6 +199,8 @@ class _ProfileContext:
             raise RankingError(f"attribute({name}): field '{name}' is not a numeric or tensor attribute{kind} "
                                "(indexing: attribute)", loc)
         self.attributes_used[name] = f.type
+        if f.type.is_mapped:
+            return self._mapped_leaf(f"attribute({name})", Role.ATTRIBUTE, f.type)
         node = build.input_(f"attribute({name})", Role.ATTRIBUTE, f.type.shape, f.type.cell)
         # Vespa reads numeric attributes as double in ranking
         return as_double(TValue(node, f.type))
@@ -194,6 +211,8 @@ class _ProfileContext:
             # Vespa lets an undeclared query feature be a number, 0 unless the query sets it
             q = QueryInput(name, TensorType(CellType.FLOAT64, ()), np.zeros((), np.float64), loc)
         self.queries_used[name] = q
+        if q.type.is_mapped:
+            return self._mapped_leaf(f"query({name})", Role.QUERY, q.type)
         node = build.input_(f"query({name})", Role.QUERY, q.type.shape, q.type.cell)
         return as_double(TValue(node, q.type))
 
@@ -203,6 +222,8 @@ class _ProfileContext:
             known = ", ".join(sorted(self.constants)) or "none"
             raise RankingError(f"constant({name}) is not defined (constants: {known})", loc)
         t, value = c
+        if t.is_mapped:
+            return sp.constant(value)
         return as_double(TValue(build.constant(value.reshape(t.shape), t.cell), t))
 
     def has_function(self, name: str) -> bool:
@@ -259,14 +280,22 @@ def compile_profile(
     profile: ProfileDef,
     fields: dict[str, FieldDef],
     load_model: ModelLoader,
-    schema_constants: dict[str, tuple[TensorType, npt.NDArray[Any]]] | None = None,
+    schema_constants: dict[str, tuple[TensorType, Any]] | None = None,
     schema_models: dict[str, OnnxModelDef] | None = None,
     read_file: FileReader | None = None,
+    capacities: Mapping[str, int] | None = None,
 ) -> CompiledProfile:
-    """Compile every phase and feature of a profile; RankingError names what is wrong and where."""
+    """Compile every phase and feature of a profile; RankingError names what is wrong and where.
+    `capacities` gives the slots of each mapped input by program input name (1 where not given:
+    a deploy-time check compiles with those)."""
     try:
-        return _compile_profile(profile, fields, load_model, schema_constants or {}, schema_models or {},
-                                read_file)
+        compiled = _compile_profile(profile, fields, load_model, schema_constants or {}, schema_models or {},
+                                    read_file, capacities or {})
+        if compiled.mapped_inputs:
+            def recompile(caps: Mapping[str, int]) -> CompiledProfile:
+                return compile_profile(profile, fields, load_model, schema_constants, schema_models, read_file, caps)
+            compiled.recompile = recompile
+        return compiled
     except RecursionError:
         # the parser and the function-depth limit keep real profiles far from this; a
         # located error is still better than a crash for whatever slips past them
@@ -278,12 +307,14 @@ def _compile_profile(
     profile: ProfileDef,
     fields: dict[str, FieldDef],
     load_model: ModelLoader,
-    schema_constants: dict[str, tuple[TensorType, npt.NDArray[Any]]],
+    schema_constants: dict[str, tuple[TensorType, Any]],
     schema_models: dict[str, OnnxModelDef],
     read_file: FileReader | None = None,
+    capacities: Mapping[str, int] | None = None,
 ) -> CompiledProfile:
     ctx = _ProfileContext(profile, fields, schema_constants, schema_models, load_model)
     ctx.read_file = read_file
+    ctx.capacities = capacities or {}
     compiler = Compiler(ctx)
     if profile.first_phase is None:
         raise RankingError("no first-phase expression, so Vespa's default first phase is nativeRank: text-match "
@@ -316,7 +347,12 @@ def _compile_profile(
             v = compiler.compile(expr)
             key = f"{kind}:{text}"
             outs[key] = v.node
-            dest.append(Feature(text, v.type, key))
+            if v.sparse is not None:
+                extra, sparse = sp.outputs_of(v, key)
+                outs.update(extra)
+                dest.append(Feature(text, v.type.value_type, key, sparse))
+            else:
+                dest.append(Feature(text, v.type, key))
     features_prog = _program(outs, ctx) if outs else None
     used_attributes, used_queries = dict(ctx.attributes_used), dict(ctx.queries_used)
     # a function no phase uses must still be valid, as Vespa checks it at deploy; one with
@@ -343,6 +379,7 @@ def _compile_profile(
         global_rerank_count=profile.global_rerank_count,
         normalizer_inputs=normalizer_prog,
         normalizers=[n for n, _ in ctx.normalizers],
+        mapped_inputs=dict(ctx.mapped_inputs),
     )
 
 

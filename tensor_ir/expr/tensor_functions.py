@@ -18,7 +18,7 @@ import numpy as np
 
 from tensor_ir import build
 from tensor_ir.dtypes import CellType
-from tensor_ir.expr import bit_functions, merge_functions, order_functions, subspace_functions
+from tensor_ir.expr import bit_functions, merge_functions, order_functions, sparse, sparse_functions, subspace_functions
 from tensor_ir.expr.ast import Call, Expr, Name, NameList
 from tensor_ir.expr.types import TensorType
 from tensor_ir.expr.values import (
@@ -93,6 +93,8 @@ def _if(c: Compiler, e: Call) -> TValue:
     else:
         c.arity(e, 3)
     cond, a, b = (c.compile(x) for x in e.args[:3])
+    if a.sparse is not None or b.sparse is not None or cond.sparse is not None:
+        return sparse_functions.if_mapped(c, cond, a, b, e.loc)
     cell = storage_cells(a, b)
     dims = c.joint_dims([cond, a, b], e.loc)
     shape = [s for _, s in dims]
@@ -115,11 +117,15 @@ def _join(c: Compiler, e: Call) -> TValue:
     c.arity(e, 3)
     a, b = c.compile(e.args[0]), c.compile(e.args[1])
     lam = c.lambda_of(e.args[2], 2, "join")
+    mapped = c.joint_mapped([a, b], e.loc)
+    if mapped:
+        a, b = sparse.aligned(a, b)
     dims = c.joint_dims([a, b], e.loc)
-    cell = CellType.FLOAT64 if not dims else unify_cells(a, b)
-    joint = TensorType(cell, dims)
-    na = TValue(build.broadcast(expand_to(with_cell(a, cell), dims), joint.shape), joint)
-    nb = TValue(build.broadcast(expand_to(with_cell(b, cell), dims), joint.shape), joint)
+    cell = CellType.FLOAT64 if not dims and not mapped else unify_cells(a, b)
+    joint = TensorType(cell, dims, mapped)
+    both = sparse.joint_sparse(a, b) if mapped else None
+    na = TValue(build.broadcast(expand_to(with_cell(a, cell), dims), joint.shape), joint, both)
+    nb = TValue(build.broadcast(expand_to(with_cell(b, cell), dims), joint.shape), joint, both)
     return c.fill(c.apply_per_cell(lam, [na, nb]), joint, lam.body.loc)
 
 
@@ -150,6 +156,8 @@ def _rename(c: Compiler, e: Call) -> TValue:
     if len(set(src)) != len(src):
         raise c.error("rename() names a dimension twice", e.loc)
     mapping = dict(zip(src, dst, strict=True))
+    if v.sparse is not None:
+        return sparse_functions.rename(c, v, mapping, e.loc)
     for s in src:
         if s not in v.type.names:
             raise c.error(f"cannot rename dimension '{s}': the value has type {v.type}", e.loc)
@@ -181,7 +189,12 @@ def _concat(c: Compiler, e: Call) -> TValue:
         dims_v = tuple(sorted({**others, dim: s}.items()))
         parts.append(build.broadcast(expand_to(with_cell(v, cell), dims_v), [z for _, z in dims_v]))
     axis = [n for n, _ in dims_out].index(dim)
-    return TValue(build.concat(parts, axis), TensorType(cell, dims_out))
+    mapped = c.joint_mapped([a, b], e.loc)
+    if dim in mapped:
+        raise c.error(f"concat along mapped dimension '{dim}' is not supported (Vespa concatenates along "
+                      "an indexed dimension)", e.loc)
+    both = sparse.joint_sparse(a, b) if mapped else None
+    return sparse.with_sparse(build.concat(parts, axis), cell, dims_out, mapped, both)
 
 
 def _cell_cast(c: Compiler, e: Call) -> TValue:
@@ -192,7 +205,7 @@ def _cell_cast(c: Compiler, e: Call) -> TValue:
     except ValueError as err:
         raise c.error(str(err), e.args[1].loc) from None
     # a number keeps the rounding of the cast but stays a double
-    return as_double(TValue(convert(v.node, cell), TensorType(cell, v.type.dims)))
+    return as_double(TValue(convert(v.node, cell), TensorType(cell, v.type.dims, v.type.mapped), v.sparse))
 
 
 def _l2_normalize(c: Compiler, e: Call) -> TValue:

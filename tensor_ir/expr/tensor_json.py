@@ -3,7 +3,8 @@
 Accepted: `{"values": [...]}` (flat or nested), `{"values": "3f80..."}` (hex of the cells,
 big-endian as Vespa writes them), `{"cells": [{"address": {"x": "0"}, "value": 1}, ...]}`,
 a plain (nested) JSON array, and a plain number for scalar types. An optional "type"
-member must equal the expected type.
+member must equal the expected type. Types with mapped dimensions have their own forms
+(tensor_ir.expr.mapped_json); they are refused here rather than misread as dense.
 """
 
 from __future__ import annotations
@@ -24,7 +25,15 @@ class TensorValueError(TensorRankError, ValueError):
 
 
 def tensor_from_json(value: Any, t: TensorType, allow_nonfinite: bool = False) -> npt.NDArray[Any]:
-    arr = _parse(value, t)
+    if t.is_mapped:
+        raise TensorValueError(f"{t} has a mapped dimension: its value is read by tensor_ir.expr.mapped_json, "
+                               "not as a dense tensor")
+    return check_cells(_parse(value, t), t, allow_nonfinite)
+
+
+def check_cells(arr: npt.NDArray[Any], t: TensorType, allow_nonfinite: bool = False) -> npt.NDArray[Any]:
+    """Cells (float64) as values of `t`'s cell type: finite unless allowed, whole numbers for
+    integer cells, within the cell type's range; bfloat16 truncated as Vespa converts."""
     if t.cell.is_float and not allow_nonfinite and not np.all(np.isfinite(arr)):
         raise TensorValueError("NaN or infinity is not allowed")
     if t.cell.is_int or t.cell.is_bool:

@@ -16,27 +16,52 @@ from dataclasses import dataclass
 
 from tensor_ir import build
 from tensor_ir.dtypes import CellType
-from tensor_ir.expr.types import HIDDEN_MARK, TensorType
+from tensor_ir.errors import IRError
+from tensor_ir.expr.types import HIDDEN_MARK, TensorType, is_slot
 from tensor_ir.ir import Node
+
+# the cell types of labels and masks, which are TValues over slot axes only
+_MARKS = (CellType.INT32, CellType.BOOL)
 
 # Vespa's cell types in order of precision; bfloat16 and int8 are storage types that
 # compute as float.
 _RANK = {CellType.INT8: 0, CellType.BFLOAT16: 1, CellType.FLOAT32: 2, CellType.FLOAT64: 3}
 
 
+class MappedUnsupported(IRError):
+    """An operation that does not handle mapped dimensions met a value that has them."""
+
+
+@dataclass(frozen=True)
+class Sparse:
+    """The labels and mask of a value with mapped dimensions (tensor_ir.expr.sparse):
+    int32 label ids per mapped dimension and a bool mask, each a TValue over some of the
+    value's slot axes."""
+
+    labels: tuple[tuple[str, TValue], ...]  # sorted by dimension
+    mask: TValue
+
+
 @dataclass(frozen=True)
 class TValue:
     node: Node
     type: TensorType
+    sparse: Sparse | None = None
 
     def __post_init__(self) -> None:
         if self.node.shape != self.type.shape:
             raise AssertionError(f"node shape {self.node.shape} does not match type {self.type}")
+        has_slots = any(is_slot(n) for n, _ in self.type.dims)
+        if self.type.mapped and (self.sparse is None or not has_slots):
+            raise MappedUnsupported(f"this operation does not support mapped dimensions yet ({self.type})")
+        if has_slots and not self.type.mapped and self.type.rank and self.type.cell not in _MARKS:
+            raise MappedUnsupported(f"this operation does not support mapped dimensions yet "
+                                    f"(it drops them from {self.type})")
 
     @property
     def is_scalar(self) -> bool:
         """A number in Vespa's sense: no dimension an expression can see."""
-        return not self.type.visible
+        return not self.type.visible and not self.type.mapped
 
 
 def compute_cell(ct: CellType) -> CellType:
@@ -107,7 +132,7 @@ def _truncate_to_bfloat16(node: Node) -> Node:
 def with_cell(v: TValue, cell: CellType) -> TValue:
     if v.type.cell is cell and v.node.dtype is cell:
         return v
-    return TValue(convert(v.node, cell), TensorType(cell, v.type.dims))
+    return TValue(convert(v.node, cell), TensorType(cell, v.type.dims, v.type.mapped), v.sparse)
 
 
 def as_double(v: TValue) -> TValue:
@@ -140,12 +165,26 @@ def hidden_names(names: tuple[str, ...] | list[str]) -> dict[str, str]:
     return {n: f"{n}{HIDDEN_MARK}{tag}" for n in names}
 
 
+def move_axes(node: Node, dims: tuple[tuple[str, int], ...], mapping: dict[str, str]
+              ) -> tuple[Node, tuple[tuple[str, int], ...]]:
+    """`node` over `dims` with dimensions renamed (old -> new), its axes reordered to keep
+    the names sorted."""
+    renamed = [(mapping.get(n, n), i) for i, (n, _) in enumerate(dims)]
+    order = sorted(renamed)
+    node = build.transpose(node, [i for _, i in order])
+    return node, tuple((n, dims[i][1]) for n, i in order)
+
+
 def rename_dims(v: TValue, mapping: dict[str, str]) -> TValue:
     """v with dimensions renamed (old -> new), axes reordered to keep names sorted."""
-    renamed = [(mapping.get(n, n), i) for i, n in enumerate(v.type.names)]
-    order = sorted(renamed)
-    node = build.transpose(v.node, [i for _, i in order])
-    return TValue(node, TensorType(v.type.cell, tuple((n, v.type.dims[i][1]) for n, i in order)))
+    node, dims = move_axes(v.node, v.type.dims, mapping)
+    sparse = v.sparse
+    if sparse is not None and any(n in mapping for n, _ in v.type.slots):
+        # slot axes renamed: their labels and mask follow
+        def moved(x: TValue) -> TValue:
+            return rename_dims(x, {k: m for k, m in mapping.items() if k in x.type.names})
+        sparse = Sparse(tuple((d, moved(x)) for d, x in sparse.labels), moved(sparse.mask))
+    return TValue(node, TensorType(v.type.cell, dims, v.type.mapped), sparse)
 
 
 def expand_to(v: TValue, dims: tuple[tuple[str, int], ...]) -> Node:

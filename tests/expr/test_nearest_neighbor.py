@@ -231,11 +231,12 @@ def _error(features: list[str], fields: dict[str, FieldDef] | None = None) -> Ra
 
 
 def test_refusals_are_located_and_named() -> None:
-    mixed = FieldDef("para", None, True, Location(SD, 4, 5), declared="tensor<float>(p{},x[8])")
-    e = _error(["closeness(field, para)"], _field_defs({"para": mixed}))
-    assert "mapped dimension" in str(e) and f"{SD}:12:20" in str(e)
-    e = _error(["closest(para)"], _field_defs({"para": mixed}))
-    assert "mapped dimension" in str(e)
+    # one vector per (p, q) address: not a multi-vector field of Vespa's (one mapped dimension)
+    two = FieldDef("para", parse_type("tensor<float>(p{},q{},x[8])", allow_mapped=True), True, Location(SD, 4, 5))
+    e = _error(["closeness(field, para)"], _field_defs({"para": two}))
+    assert "at most one mapped one" in str(e) and f"{SD}:12:20" in str(e)
+    e = _error(["closest(para)"], _field_defs({"para": two}))
+    assert "one mapped and one indexed dimension" in str(e)
     assert "one mapped and one indexed dimension" in str(_error(["closest(euc)"]))
     assert "no field 'nope'" in str(_error(["distance(field, nope)"]))
     assert "'field' or 'label'" in str(_error(["distance(attribute, euc)"]))

@@ -75,17 +75,6 @@ def test_a_broken_label_is_located(text: str, column: int, message: str) -> None
     assert (err.value.location.file, err.value.location.line, err.value.location.column) == ("p.sd", 3, column)
 
 
-@pytest.mark.parametrize("text", [
-    """tensor<float>(key{}):{ 'foo':0.5, bar:1.2, "han's":3.1}""",  # vt-tensor's profile7, short form
-    "tensor(key{}):{{key:foo}:1}",
-    "tensor(key{},x[2]):{a:[1,2], b:[3,4]}",  # mixed
-])
-def test_a_mapped_literal_is_refused_as_a_mapped_dimension(text: str) -> None:
-    err = compile_error("2 * " + text)
-    assert err.message == "mapped dimension 'key{}' is not supported; use an indexed dimension such as key[N]"
-    assert err.location is not None and err.location.column == 5
-
-
 def test_an_unclosed_mapped_literal_is_located() -> None:
     with pytest.raises(RankingError) as err:
         parse_expression("tensor(key{}):{a:[1", "p.sd", 2, 10)

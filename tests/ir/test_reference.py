@@ -764,6 +764,7 @@ def test_every_primitive_is_covered() -> None:
         "broadcast", "concat", "slice", "pad", "gather", "gather_elements", "gather_nd", "scatter_elements",
         "scatter_nd", "topk",
         "tree_ensemble",  # against a per-document walk in tests/trees/test_forest.py
+        "lookup",  # against a dict in tests/expr/test_mapped_joins.py
     }  # fmt: skip
     assert tested == {op.label for op in Op if op not in (Op.INPUT, Op.CONSTANT)}
 

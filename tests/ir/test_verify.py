@@ -66,6 +66,8 @@ def every_primitive() -> Program:
         ),
         "topk": build.topk(a, 2, 1, False),
         "tree_ensemble": build.tree_ensemble(a, _one_split_forest()),
+        "lookup": build.lookup(build.input_("keys", Role.QUERY, (4,), CellType.INT32),
+                               build.input_("labels", Role.ATTRIBUTE, (5,), CellType.INT32)),
         "constant": build.join("mul", a, build.constant(np.float32(2))),
     }
     return Program(outs)

@@ -71,7 +71,11 @@ def test_regressor_matches_onnxruntime(seed: int, n_targets: int, aggregate: str
     x_type = TensorProto.DOUBLE if double else TensorProto.FLOAT
     model = bind_rows(onnx_models.regressor(spec, transform, double, x_type), 64)
     want = onnxruntime(model, x)
-    np.testing.assert_allclose(ours(model, x), want, rtol=1e-5, atol=1e-5, err_msg=f"seed {seed}")
+    # PROBIT's erfinv approximation subtracts two floats near 4.3 for scores near 0.5: one float
+    # step there is 1e-3 of the result, and onnxruntime's compiled order of operations (FMA)
+    # rounds differently from any other (seed 1: 0.0314174 against 0.0314326)
+    atol = 1e-4 if transform == "PROBIT" else 1e-5
+    np.testing.assert_allclose(ours(model, x), want, rtol=1e-5, atol=atol, err_msg=f"seed {seed}")
 
 
 @PROPERTY

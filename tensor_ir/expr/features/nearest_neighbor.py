@@ -13,8 +13,11 @@ refused, naming the field. Euclidean and angular read a per-document norm, `squa
 
 A label names a query item, which names its field; until queries carry items (YQL, a later
 issue) a label's field is the schema's only vector attribute, and is refused as ambiguous
-where there are several. Fields with a mapped dimension (one vector per subspace, and
-`closest`, which needs one) are refused, located, as "mapped dimension".
+where there are several. A field with one mapped dimension holds one vector per subspace
+(Vespa's multi-vector fields, `tensor<float>(p{},x[384])`): its distance is the least over
+the document's vectors (Vespa's largest double where it has none), its closeness the
+largest (0 where none), their norms computed per query; `closest(f)` is the tensor over
+the mapped dimension that holds 1 at the label of the closest vector (empty where none).
 """
 
 from __future__ import annotations
@@ -22,15 +25,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from tensor_ir import build
-from tensor_ir.distances import KEPT_NORMS, compute_type, metric_name, metric_nodes
+from tensor_ir.distances import KEPT_NORMS, compute_type, kept_norm_of, metric_name, metric_nodes
 from tensor_ir.dtypes import CellType
 from tensor_ir.expr.ast import Call, Name, Str
 from tensor_ir.expr.errors import Location, RankingError
 from tensor_ir.expr.features import rank_feature
 from tensor_ir.expr.types import TensorType
-from tensor_ir.expr.values import TValue
-from tensor_ir.ir import Role
+from tensor_ir.expr.values import Sparse, TValue
+from tensor_ir.ir import Node, Role
 
 NEAREST_NEIGHBOR_PREFIX = "nearestNeighbor("
 # the per-document norms the ranker keeps beside a vector column, by KEPT_NORMS kind
@@ -72,6 +77,18 @@ def _distance(ctx: Any, compiler: Any, call: Call) -> TValue:
     else:
         field = key
     ftype = _vector_field(ctx, call, field)
+    if ftype.is_mapped:
+        per, doc = _per_subspace(ctx, call, key, kind == "label", field, ftype)
+        assert doc.sparse is not None
+        present = doc.sparse.mask.node  # over the field's one slot axis
+        if call.name == "distance":
+            node = build.reduce(build.select(present, per.distance, build.scalar(_FARTHEST, CellType.FLOAT64)),
+                                "min", [0], False)
+        else:
+            best = build.reduce(build.select(present, per.closeness, build.scalar(-np.inf, CellType.FLOAT64)),
+                                "max", [0], False)
+            node = build.select(build.reduce(present, "max", [0], False), best, build.scalar(0.0, CellType.FLOAT64))
+        return TValue(node, TensorType(CellType.FLOAT64, ()))
     metric = _metric(ctx, call, field)
     doc = ctx.attribute(field, call.loc).node  # registers the attribute the program reads
     query = build.input_(_register(ctx, key, kind == "label", field, ftype, call.loc), Role.QUERY,
@@ -85,6 +102,22 @@ def _distance(ctx: Any, compiler: Any, call: Call) -> TValue:
     return TValue(node, TensorType(CellType.FLOAT64, ()))
 
 
+_FARTHEST = float(np.finfo(np.float64).max)  # Vespa's distance to a document without a vector
+
+
+def _per_subspace(ctx: Any, call: Call, key: str, label: bool, field: str, ftype: TensorType) -> tuple[Any, TValue]:
+    """The metric's distance and closeness to each vector of a multi-vector field (one per
+    slot), and the field's value."""
+    metric = _metric(ctx, call, field)
+    doc = ctx.attribute(field, call.loc)
+    vectors = TensorType(ftype.cell, ftype.dims)
+    query = build.input_(_register(ctx, key, label, field, vectors, call.loc), Role.QUERY, vectors.shape, vectors.cell)
+    norm: Node | None = None
+    if metric in KEPT_NORMS:
+        norm = kept_norm_of(KEPT_NORMS[metric], doc.node)  # per vector, per query: none is kept for subspaces
+    return metric_nodes(metric, doc.node, query, norm), doc
+
+
 @rank_feature("closest")
 def _closest(ctx: Any, compiler: Any, call: Call) -> TValue:
     if not 1 <= len(call.args) <= 2 or not all(isinstance(a, Name | Str) for a in call.args):
@@ -92,9 +125,20 @@ def _closest(ctx: Any, compiler: Any, call: Call) -> TValue:
                            call.loc)
     field = _arg_text(call.args[0])
     f = _field(ctx, call, field)
-    if f.type is None and "{" in f.declared:
-        raise RankingError(f"closest({field}): field '{field}' ({f.declared}) has a mapped dimension; "
-                           "nearest-neighbour features over a mapped dimension are not supported yet", call.loc)
+    if f.type is not None and f.type.is_mapped and len(f.type.mapped) == 1 and f.type.rank == 1:
+        key, label = (field, False) if len(call.args) == 1 else (_arg_text(call.args[1]), True)
+        per, doc = _per_subspace(ctx, call, key, label, field, f.type)
+        assert doc.sparse is not None
+        present = doc.sparse.mask.node
+        far = build.select(present, per.distance, build.scalar(_FARTHEST, CellType.FLOAT64))
+        best = build.arg_reduce(far, "argmin", 0, True, False)  # the first of equal distances
+        slot, size = doc.type.slots[0]
+        iota = build.constant(np.arange(size, dtype=np.int64), CellType.INT64)
+        chosen = build.join("and", present, build.join("eq", iota, best))
+        ones = build.broadcast(build.scalar(1.0, CellType.FLOAT64), [size])
+        mask = TValue(chosen, TensorType(CellType.BOOL, ((slot, size),)))
+        return TValue(ones, TensorType(CellType.FLOAT64, ((slot, size),), f.type.mapped),
+                      Sparse(doc.sparse.labels, mask))
     shown = f.declared or (str(f.type) if f.type is not None else "not a tensor")
     # Vespa's closest names the subspace (a mapped label) nearest the query: a dense field has none
     raise RankingError(f"closest({field}) needs a tensor field with one mapped and one indexed dimension "
@@ -148,9 +192,9 @@ def _vector_field(ctx: Any, call: Call, name: str) -> TensorType:
     if not f.attribute:
         raise RankingError(f"{call.name}(field, {name}): field '{name}' must be an attribute "
                            "(indexing: attribute)", call.loc)
-    if f.type.rank != 1:
+    if f.type.rank != 1 or len(f.type.mapped) > 1:
         raise RankingError(f"{call.name}(field, {name}): field '{name}' is {f.type}; a nearest-neighbour field is "
-                           "a tensor with one indexed dimension", call.loc)
+                           "a tensor with one indexed dimension (and at most one mapped one)", call.loc)
     t: TensorType = f.type
     return t
 

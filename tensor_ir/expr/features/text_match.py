@@ -18,6 +18,7 @@ TEXT_MATCH_FEATURES = (
     "fieldTermMatch", "fieldInfo", "textSimilarity", "attributeMatch", "elementCompleteness",
     "elementSimilarity", "matchCount", "matches", "term", "termDistance", "queryTermCount",
     "matchedTermCount", "fieldLength", "termFieldMd", "closestTerm",
+    "elementwise",  # elementwise(bm25(f), dim, cell type): bm25 per element of an array field
 )
 
 # Vespa's features computed from one query item matched against a field, and what each needs
