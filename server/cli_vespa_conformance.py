@@ -2,7 +2,8 @@
 (tensor_ir.vespa_conformance) from ../shared/vespa-tensor-spec, in each way a parameter
 can be given. Ends with one line per mode:
 
-    vespa tensor conformance (query): P passed, W wrong, R refused, M mapped, T total
+    vespa tensor conformance (query): P passed, W wrong, R refused, T total; with a mapped
+    dimension P passed, W wrong, R refused of T
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """The gRPC client library of the tensorrank service: what `tensorrank query`, `feed`, `health` and `demo` use.
 
 The client knows the wire (proto/tensorrank/v1); it never checks a document against the
-schema itself: the server does, and its answer is what the user sees. Errors the user can
+schema itself: the server does, and its answer is what the user sees. Values go out and
+come back as numpy arrays, or as MappedTensor for types with mapped dimensions
+(tensor_message, tensor_value). Errors the user can
 act on are ClientError; a feed streams operations (server.feed_file.FeedOp) as FeedBatches
 messages, within a window of unacknowledged ones. Reading feed files, query arguments and terminal output live in
 server.feed_file, server.query_args and server.progress.
@@ -12,17 +14,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import grpc
+import numpy as np
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from proto.tensorrank.v1 import ranking_pb2 as pb
 from proto.tensorrank.v1 import ranking_pb2_grpc as pb_grpc
 from server.feed_file import FeedOp
+from server.wire import WireError, decode_tensor, encode_tensor
+from server.wire_mapped import mapped_from_value
 from tensor_ir.errors import TensorRankError
+from tensor_ir.expr.tensor_json import TensorValueError, tensor_from_json
+from tensor_ir.expr.types import TensorType, TypeSyntaxError, parse_type
+from tensor_ir.mapped import MappedTensor
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +90,44 @@ def _connects(channel: grpc.Channel | None) -> bool:
     return True
 
 
+# ---------------------------------------------------------------------- values
+
+
+def tensor_message(value: Any, t: TensorType | str | None, what: str = "value") -> pb.Tensor:
+    """A value as the wire's Tensor of type `t`: a MappedTensor (its own type when `t` is
+    None), for a mapped type also Vespa's JSON forms or a dict keyed by label ({label: number}
+    for one mapped dimension, {label: [cells]} for a mixed type with one), for a dense type
+    an array, nested lists, a number or Vespa's JSON form."""
+    try:
+        if t is None:
+            if not isinstance(value, MappedTensor):
+                raise ClientError(f"{what}: give the tensor type of a value that is not a MappedTensor")
+            t = value.type
+        elif isinstance(t, str):
+            t = parse_type(t, allow_mapped=True)
+        if t.is_mapped:
+            return encode_tensor(mapped_from_value(value, t, what), t)
+        if isinstance(value, MappedTensor):
+            raise ClientError(f"{what}: {t} has no mapped dimensions; got a value of {value.type}")
+        arr = tensor_from_json(value.tolist() if isinstance(value, np.ndarray) else value, t)
+        return encode_tensor(arr, t)
+    except (TypeSyntaxError, TensorValueError) as e:
+        raise ClientError(f"{what}: {e}") from None
+    except WireError as e:  # names `what` itself
+        raise ClientError(str(e)) from None
+
+
+def tensor_value(t: pb.Tensor, what: str = "value") -> Any:
+    """A Tensor from the server as a value: a string for a string field, a MappedTensor for
+    a type with mapped dimensions, else a numpy array of the type's shape."""
+    if t.type == "string":
+        return t.values.decode("utf-8", errors="replace")
+    try:
+        return decode_tensor(t, None, what)
+    except WireError as e:
+        raise ClientError(str(e)) from None
+
+
 # ---------------------------------------------------------------------- connection
 
 
@@ -120,6 +166,49 @@ class Client:
     def get(self, doc_id: str) -> pb.GetResponse:
         doc: pb.GetResponse = self._call("Get", self.stub.Get, pb.GetRequest(id=doc_id))
         return doc
+
+    def get_fields(self, doc_id: str) -> dict[str, Any] | None:
+        """A document's fields as values (tensor_value), None when there is no such document."""
+        doc = self.get(doc_id)
+        return {name: tensor_value(t, f"field '{name}' of {doc_id}") for name, t in doc.fields.items()} \
+            if doc.found else None
+
+    def put(self, doc_id: str, fields: Mapping[str, Any],
+            types: Mapping[str, TensorType | str] | None = None) -> None:
+        """Put one document whose fields are values (tensor_message); the types are the
+        schema's (GetApplication) unless given. ClientError with the server's answer when
+        it refuses the document."""
+        if types is None:
+            types = self._field_types(doc_id)
+        message = pb.Put(id=doc_id)
+        for name, value in fields.items():
+            if isinstance(value, str):
+                message.fields[name].CopyFrom(pb.Tensor(type="string", values=value.encode("utf-8")))
+                continue
+            t = types.get(name)
+            if t is None and not isinstance(value, MappedTensor):
+                raise ClientError(f"put {doc_id}: the schema has no field '{name}'")
+            message.fields[name].CopyFrom(tensor_message(value, t, f"put {doc_id}: field '{name}'"))
+        batch = pb.FeedBatch(operations=[pb.FeedOperation(request_id="0", put=message)])
+        try:
+            answers = list(self.stub.FeedBatches(iter([batch]), timeout=self.timeout))
+        except grpc.RpcError as e:
+            raise rpc_error(e, self.target, "Put", self.channel) from None
+        results = [r for a in answers for r in a.results]
+        if not results:
+            raise ClientError(f"put {doc_id}: the server closed the stream without an answer")
+        if not results[0].ok:
+            raise ClientError(f"put {doc_id}: {results[0].error}")
+
+    def _field_types(self, doc_id: str) -> dict[str, TensorType | str]:
+        parts = doc_id.split(":")
+        doctype = parts[2] if len(parts) > 4 and parts[0] == "id" else ""
+        schemas = {s.name: s for s in self.application().schemas}
+        schema = schemas.get(doctype)
+        if schema is None:
+            raise ClientError(f"put {doc_id}: the server has no schema for document type '{doctype}' "
+                              f"(schemas: {', '.join(schemas) or 'none'})")
+        return {f.name: f.type for f in schema.fields}
 
     def rank(self, request: pb.RankRequest) -> tuple[pb.RankResponse, float]:
         """The answer and the round trip in milliseconds."""

@@ -35,6 +35,7 @@ from tensor_ir.backend import Backend
 from tensor_ir.errors import TensorRankError
 from tensor_ir.expr.profile import CompiledProfile
 from tensor_ir.expr.types import TensorType, TypeSyntaxError, parse_type
+from tensor_ir.mapped import MappedTensor
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +91,7 @@ class ProfileRef:
 @dataclass
 class RankQuery:
     ref: ProfileRef
-    query: dict[str, npt.NDArray[Any]]
+    query: dict[str, npt.NDArray[Any] | MappedTensor]
     hits: int
     offset: int = 0
     doc_ids: Sequence[str] = ()
@@ -207,9 +208,11 @@ class Engine:
                     r = self._rankers[key] = Ranker(ref.profile, self.backend)
         return r
 
-    def decode_query(self, ref: ProfileRef, given: Mapping[str, RawTensor]) -> dict[str, npt.NDArray[Any]]:
-        """The query's tensors as arrays of the profile's input types; keys `query(q)` or `q`
-        (server.query_inputs checks the names here, and the values when the ranker takes them)."""
+    def decode_query(self, ref: ProfileRef, given: Mapping[str, RawTensor]
+                     ) -> dict[str, npt.NDArray[Any] | MappedTensor]:
+        """The query's tensors as arrays of the profile's input types (a MappedTensor for a
+        type with mapped dimensions); keys `query(q)` or `q` (server.query_inputs checks the
+        names here, and the values when the ranker takes them)."""
         inputs = ref.profile.query_inputs
         return {name: decode_tensor(given[key], inputs[name].type, f"query({name})")  # type: ignore[arg-type]
                 for name, key in query_names(ref.profile, given).items()}
@@ -362,18 +365,23 @@ def _field_value(spec: FieldSpec, t: RawTensor) -> Any:
         except UnicodeDecodeError as e:
             raise WireError(f"the string is not valid UTF-8 ({e.reason} at byte {e.start})") from None
     assert spec.type is not None
-    if not t.type:
+    labels = getattr(t, "labels", ())
+    if len(labels) and not spec.type.is_mapped:
+        raise WireError(f"the field is {spec.type_text}, which has no mapped dimensions, but the value has "
+                        f"{len(labels)} labels")
+    if not t.type and not spec.type.is_mapped:
         return t.values
     try:
-        given = parse_type(t.type)
+        given = parse_type(t.type, allow_mapped=True) if t.type else spec.type
     except TypeSyntaxError as e:
         raise WireError(f"bad tensor type '{t.type}': {e}") from None
-    if given.dims != spec.type.dims:
+    if given.dims != spec.type.dims or given.mapped != spec.type.mapped:
         raise WireError(f"the field is {spec.type_text}, got a value of type '{t.type}'")
-    if given.cell is spec.type.cell:
+    if given.cell is spec.type.cell and not spec.type.is_mapped:
         return t.values  # the store checks the byte count and the cells
-    if not (given.cell.is_float and spec.type.cell.is_float):
+    if given.cell is not spec.type.cell and not (given.cell.is_float and spec.type.cell.is_float):
         # float to int would round, int to float could lose digits: the sender must say what it means
         own = spec.type.cell.vespa_name or spec.type_text
         raise WireError(f"the field is {spec.type_text}: send its cells as {own}, not as '{t.type}'")
-    return decode_tensor(t, spec.type, f"a value of type '{t.type}'")  # type: ignore[arg-type]
+    # a mapped field's value: a MappedTensor, which the store takes as it is
+    return decode_tensor(t, spec.type, f"a value of type '{t.type or spec.type_text}'")  # type: ignore[arg-type]

@@ -31,7 +31,7 @@ from tensor_ir.expr.profile import CompiledProfile
 _NORM_CHUNK = 4096
 
 
-def nearest_neighbor_values(profile: CompiledProfile, query: Mapping[str, npt.NDArray[Any]],
+def nearest_neighbor_values(profile: CompiledProfile, query: Mapping[str, Any],
                             names: Mapping[str, str]) -> dict[str, npt.NDArray[Any]]:
     """Values of the profile's nearestNeighbor inputs. `query`: the checked query values,
     keyed `query(q)` (server.query_inputs.query_values); `names`: field or label -> the
@@ -128,10 +128,10 @@ def _owner(column: Any) -> Any:
 
 
 def _offset(column: Any, base: Any) -> int:
-    try:
-        return int(column.data.ptr - base.data.ptr)  # cupy
-    except AttributeError:
+    if isinstance(column, np.ndarray) and isinstance(base, np.ndarray):
+        # not column.data: a memoryview refuses ml_dtypes' bfloat16
         return int(column.__array_interface__["data"][0] - base.__array_interface__["data"][0])
+    return int(column.data.ptr - base.data.ptr)  # cupy
 
 
 def _norms(column: Any, kind: str, dtype: Any, start: int, stop: int, kept: Any) -> Any:

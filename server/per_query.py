@@ -28,7 +28,7 @@ _MASK = (1 << 48) - 1
 _U64 = np.uint64
 
 
-def fill_per_query(profile: CompiledProfile, qv: dict[str, npt.NDArray[Any]]) -> None:
+def fill_per_query(profile: CompiledProfile, qv: dict[str, Any]) -> None:
     """`now` and clock seeds, where the request and the profile leave them open (NaN)."""
     key = f"query({NOW_PROPERTY})"
     if key in qv:

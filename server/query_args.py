@@ -2,6 +2,8 @@
 
 A query's values are plain JSON numbers, and their tensor type comes from the deployed
 application (GetApplication); the client adds only that typing, the server checks the rest.
+An input of a mapped type also takes Vespa's tensor literals (`q={a:1.0,b:2.0}`,
+`q={{cat:a}:1.0}`, mixed `q={a:[1,2]}`), besides its JSON forms (server.wire_mapped).
 """
 
 from __future__ import annotations
@@ -12,11 +14,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from proto.tensorrank.v1 import ranking_pb2 as pb
 from server.client import ClientError
 from server.wire import WireError, decode_tensor, encode_tensor
+from server.wire_mapped import mapped_from_literal, mapped_from_value
 from tensor_ir.expr.tensor_json import TensorValueError, tensor_from_json
-from tensor_ir.expr.types import TypeSyntaxError, parse_type
+from tensor_ir.expr.types import TensorType, TypeSyntaxError, parse_type
+from tensor_ir.mapped import MappedTensor
 
 
 def parse_query_args(items: Sequence[str], base: Path | None = None) -> dict[str, Any]:
@@ -44,9 +50,23 @@ def parse_query_args(items: Sequence[str], base: Path | None = None) -> dict[str
         try:
             out[name] = json.loads(text)
         except json.JSONDecodeError as e:
-            raise ClientError(f"{source}: not valid JSON ({e.msg} at column {e.colno}); write numbers as JSON, "
-                              "e.g. q=[0.1, 0.2] or q={\"values\": [0.1, 0.2]}") from None
+            message = (f"{source}: not valid JSON ({e.msg} at column {e.colno}); write numbers as JSON, "
+                       "e.g. q=[0.1, 0.2] or q={\"values\": [0.1, 0.2]}")
+            if not text.startswith(("{", "tensor")):
+                raise ClientError(message) from None
+            # maybe a Vespa tensor literal ({a:1.0}): only the declared type says (query_tensors)
+            out[name] = TensorLiteral(text, source, message)
     return out
+
+
+@dataclass(frozen=True)
+class TensorLiteral:
+    """A query value in Vespa's literal form (`{a:1.0, b:2.0}`, `{{cat:a}:1.0}`), read for
+    an input of a mapped type; for any other type `not_json` is the answer."""
+
+    text: str
+    source: str
+    not_json: str
 
 
 def find_profile(app: pb.ApplicationInfo, profile: str, schema: str | None) -> tuple[pb.SchemaInfo,
@@ -83,15 +103,11 @@ def query_tensors(prof: pb.RankProfileInfo, values: Mapping[str, Any]) -> dict[s
             known = ", ".join(f"query({n})" for n in inputs) or "none"
             raise ClientError(f"rank profile '{prof.name}' has no input query({name}) (inputs: {known})")
         try:
-            t = parse_type(spec.type)
+            t = parse_type(spec.type, allow_mapped=True)
         except TypeSyntaxError as e:
             raise ClientError(f"the server declares query({name}) with a type the client cannot read "
                               f"('{spec.type}'): {e}") from None
-        try:
-            arr = tensor_from_json(value, t)
-        except TensorValueError as e:
-            raise ClientError(f"query({name}) {t}: {e}") from None
-        out[f"query({name})"] = encode_tensor(arr, t)
+        out[f"query({name})"] = _query_tensor(name, t, value)
     missing = [(name, i) for name, i in inputs.items() if name not in values and not i.has_default]
     if missing:
         name, i = missing[0]
@@ -100,14 +116,35 @@ def query_tensors(prof: pb.RankProfileInfo, values: Mapping[str, Any]) -> dict[s
     return out
 
 
+def _query_tensor(name: str, t: TensorType, value: Any) -> pb.Tensor:
+    try:
+        if t.is_mapped:
+            if isinstance(value, TensorLiteral):
+                return encode_tensor(mapped_from_literal(value.text, t, f"query({name})"), t)
+            return encode_tensor(mapped_from_value(value, t, f"query({name})"), t)
+        if isinstance(value, TensorLiteral):
+            raise ClientError(value.not_json)
+        if isinstance(value, MappedTensor):
+            raise ClientError(f"query({name}) is {t}, which has no mapped dimensions; got a value of {value.type}")
+        if isinstance(value, np.ndarray):
+            value = value.tolist()
+        return encode_tensor(tensor_from_json(value, t), t)
+    except TensorValueError as e:
+        raise ClientError(f"query({name}) {t}: {e}") from None
+    except WireError as e:
+        raise ClientError(str(e)) from None
+
+
 def _bare(name: str) -> str:
     """`q` of `query(q)`: inputs are named either way."""
     return name[len("query("):-1] if name.startswith("query(") and name.endswith(")") else name
 
 
 def _plain(t: pb.Tensor) -> Any:
+    """A match feature as JSON: (nested) lists of numbers, Vespa's JSON form for a mapped one."""
     try:
-        return decode_tensor(t, None, "match feature").tolist()
+        value = decode_tensor(t, None, "match feature")
+        return value.to_json() if isinstance(value, MappedTensor) else value.tolist()
     except WireError as e:
         return {"type": t.type, "error": str(e)}
 

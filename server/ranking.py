@@ -7,6 +7,7 @@ Ties are broken by document id, so results are deterministic.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from server.global_phase import normalize, rescale_rest
+from server.mapped_ranking import capacities, mapped_feature, mapped_feeds
 from server.nearest_neighbor import kept_norm_column, nearest_neighbor_values
 from server.per_query import fill_per_query, made_values
 from server.query_inputs import query_values
@@ -32,7 +34,7 @@ class Hit:
     id: str
     score: float
     row: int
-    match_features: dict[str, npt.NDArray[Any]] = field(default_factory=dict)
+    match_features: dict[str, Any] = field(default_factory=dict)  # arrays, or MappedTensor
 
 
 @dataclass
@@ -62,11 +64,32 @@ class Ranker:
         self.needed = {name for p in (self.first, self.second, self.features, self.global_phase,
                                       self.normalizer_inputs) if p is not None
                        for name in p.program.inputs}
+        self.needed |= set(profile.mapped_inputs)
+        # a profile over mapped values, compiled for other slot counts (server/mapped_ranking.py)
+        self._variants: dict[tuple[tuple[str, int], ...], Ranker] = {}
+        self._variants_lock = threading.Lock()
+
+    def _variant(self, caps: dict[str, int]) -> Ranker:
+        key = tuple(sorted(caps.items()))
+        if key == tuple(sorted((n, c) for n, (_, c) in self.profile.mapped_inputs.items())):
+            return self
+        with self._variants_lock:  # queries rank concurrently: one compilation per signature
+            r = self._variants.get(key)
+            if r is None:
+                assert self.profile.recompile is not None
+                if len(self._variants) >= 8:
+                    self._variants.pop(next(iter(self._variants)))
+                r = self._variants[key] = Ranker(self.profile.recompile(caps), self.backend)
+            return r
 
     def _feeds(self, program: Program, shard: ShardView, rows: npt.NDArray[np.int64] | None,
-               query: dict[str, npt.NDArray[Any]]) -> dict[str, Any]:
+               query: dict[str, Any]) -> dict[str, Any]:
         feeds: dict[str, Any] = {}
+        if self.profile.mapped_inputs:
+            feeds = {k: v for k, v in mapped_feeds(self.profile, shard, rows, query).items() if k in program.inputs}
         for name, spec in program.inputs.items():
+            if name in feeds:
+                continue
             if name in self.profile.generated:  # random numbers, made for these rows (server/per_query.py)
                 feeds[name] = made_values(self.profile.generated[name], query, shard.size, rows)
             elif spec.role is Role.ATTRIBUTE and name in query:  # made for these rows: global normalizers
@@ -84,7 +107,7 @@ class Ranker:
         return feeds
 
     def _scores(self, compiled: CompiledProgram, output: str, shard: ShardView,
-                rows: npt.NDArray[np.int64] | None, query: dict[str, npt.NDArray[Any]]) -> Any:
+                rows: npt.NDArray[np.int64] | None, query: dict[str, Any]) -> Any:
         """Scores as the backend holds them (on the GPU for the GPU backend), one per row."""
         n = shard.size if rows is None else len(rows)
         if n == 0:
@@ -93,7 +116,7 @@ class Ranker:
         return out[output].reshape(n)
 
     def _host_scores(self, compiled: CompiledProgram, output: str, shard: ShardView,
-                     rows: npt.NDArray[np.int64], query: dict[str, npt.NDArray[Any]]) -> npt.NDArray[np.float64]:
+                     rows: npt.NDArray[np.int64], query: dict[str, Any]) -> npt.NDArray[np.float64]:
         scores = self._scores(compiled, output, shard, rows, query)
         return np.asarray(self.backend.to_host(scores), dtype=np.float64).reshape(len(rows))
 
@@ -108,6 +131,10 @@ class Ranker:
         nearest_neighbor: Mapping[str, str] | None = None,
     ) -> RankResult:
         qv = query_values(self.profile, query, self.needed)
+        if self.profile.mapped_inputs:
+            variant = self._variant(capacities(self.profile, shard, qv))
+            if variant is not self:
+                return variant.rank(shard, query, hits, offset, rows, all_scores, nearest_neighbor)
         fill_per_query(self.profile, qv)  # now, seeds left to the clock
         if self.profile.nearest_neighbor or nearest_neighbor:
             # the query vector of each distance/closeness feature (nearest_neighbor: field or label -> input)
@@ -164,6 +191,10 @@ class Ranker:
             hit_rows = np.asarray([h.row for h in result_hits], dtype=np.int64)
             out = self.features.run(self._feeds(self.features.program, shard, hit_rows, qv), len(hit_rows))
             for f in self.profile.match_features:
+                if f.sparse is not None:
+                    for j, h in enumerate(result_hits):
+                        h.match_features[f.name] = mapped_feature(f, out, j, self.backend.to_host)
+                    continue
                 values = np.asarray(self.backend.to_host(out[f.program_output]))
                 for j, h in enumerate(result_hits):
                     h.match_features[f.name] = values[j]
@@ -178,7 +209,7 @@ class Ranker:
 
 
     def _global(self, shard: ShardView, row_ids: Any, ids: _LazyIds, ordered: npt.NDArray[np.int64],
-                scores: npt.NDArray[np.float64], qv: dict[str, npt.NDArray[Any]]
+                scores: npt.NDArray[np.float64], qv: dict[str, Any]
                 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
         """The global phase over the best global rerank-count, normalizers across them
         (server/global_phase.py); the rest rescaled after them, all in the new order."""

@@ -28,6 +28,8 @@ from tensor_ir.errors import DocumentValueError, EvaluationError, IRError, Tenso
 from tensor_ir.expr.errors import RankingError
 from tensor_ir.expr.tensor_json import TensorValueError
 from tensor_ir.expr.types import TypeSyntaxError
+from tensor_ir.expr.values import MappedUnsupported
+from tensor_ir.mapped import LabelError
 from tensor_ir.onnx_import.context import UndeclaredAttributeError
 from tensor_ir.onnx_import.errors import ModelImportError
 from tensor_ir.onnx_import.registry import RegistryError
@@ -43,6 +45,7 @@ STATUS: dict[type[BaseException], grpc.StatusCode] = {
     WireError: C.INVALID_ARGUMENT,  # a tensor's type or bytes
     TypeSyntaxError: C.INVALID_ARGUMENT,  # a tensor type string
     TensorValueError: C.INVALID_ARGUMENT,  # a tensor in Vespa's JSON forms
+    LabelError: C.INVALID_ARGUMENT,  # a mapped tensor's label (too long, an address given twice)
     FieldValueError: C.INVALID_ARGUMENT,  # a document field's value
     FeedError: C.INVALID_ARGUMENT,  # a feed operation or document id
     RankingError: C.INVALID_ARGUMENT,  # a query input missing or of the wrong shape
@@ -63,6 +66,7 @@ STATUS: dict[type[BaseException], grpc.StatusCode] = {
     StoreError: C.UNAVAILABLE,  # the store closed under a request while shutting down
     # never raised by a request's own input: in the server these are bugs of ours
     IRError: C.INTERNAL,  # programs are built and verified at deploy
+    MappedUnsupported: C.INTERNAL,  # found when a profile compiles, at deploy
     RegistryError: C.INTERNAL,
     UndeclaredAttributeError: C.INTERNAL,  # a converter asking for an attribute its op does not have
     RenderError: C.INTERNAL,  # can_fuse accepts only what the renderer expresses

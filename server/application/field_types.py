@@ -24,8 +24,8 @@ _KEY_TYPES = {"string", "int", "long", "byte"}
 class FieldType:
     kind: str  # number, bool, tensor, string, uri, raw, position, predicate, array, weightedset, map, struct, reference
     declared: str  # as written, white space removed
-    tensor: TensorType | None = None  # numbers and dense tensors
-    refusal: str = ""  # a valid Vespa type this project cannot hold yet (mapped dimensions)
+    tensor: TensorType | None = None  # numbers and tensors (indexed, mapped or mixed)
+    refusal: str = ""  # a valid Vespa type this project cannot hold yet
     struct: str = ""  # the struct named, for struct fields and collections of structs
 
 
@@ -40,13 +40,9 @@ def parse_field_type(text: str, field: str, loc: Location) -> FieldType:
 def _tensor(t: str, field: str, loc: Location) -> FieldType:
     declared = " ".join(t.split())
     try:
-        return FieldType("tensor", declared, parse_type(t))
+        return FieldType("tensor", declared, parse_type(t, allow_mapped=True))
     except TypeSyntaxError as e:
-        msg = str(e)
-        if msg.startswith("mapped dimension"):
-            # Vespa's type: accepted by the parser, refused where it would have to be held
-            return FieldType("tensor", declared, refusal=msg)
-        raise SchemaError(f"field '{field}': {msg}", loc) from None
+        raise SchemaError(f"field '{field}': {e}", loc) from None
 
 
 def _type(t: str, field: str, loc: Location) -> FieldType:

@@ -66,7 +66,7 @@ def parse_constant_file(s: Scanner) -> ConstantRef:
             file = value.strip().strip('"')
         elif kw == "type":
             try:
-                type_ = parse_type(value)
+                type_ = parse_type(value, allow_mapped=True)
             except TypeSyntaxError as e:
                 raise SchemaError(f"constant '{name}': {e}", vloc) from None
         else:

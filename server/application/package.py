@@ -22,6 +22,7 @@ from server.application.schema_defs import Note
 from server.application.sd_parser import ConstantRef, SchemaDef, parse_profile_file, parse_schema
 from tensor_ir.expr.ast import Expr
 from tensor_ir.expr.errors import Location, RankingError
+from tensor_ir.expr.mapped_json import mapped_from_json
 from tensor_ir.expr.profile import CompiledProfile, ProfileDef, compile_profile, vespa_identifier
 from tensor_ir.expr.tensor_json import TensorValueError, tensor_from_json
 from tensor_ir.expr.types import TensorType
@@ -152,7 +153,7 @@ class _Loader:
                     self.problems.append(problem)
                     sd.broken_profiles.setdefault(p.name, problem)
 
-    def _constant(self, ref: ConstantRef) -> tuple[TensorType, npt.NDArray[Any]]:
+    def _constant(self, ref: ConstantRef) -> tuple[TensorType, Any]:
         path = safe_path(self.root, ref.file, f"constant '{ref.name}' file", ref.loc)
         if not path.is_file():
             raise SchemaError(f"constant '{ref.name}': file '{ref.file}' not found", ref.loc)
@@ -161,7 +162,7 @@ class _Loader:
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise SchemaError(f"constant '{ref.name}': {ref.file} is not valid JSON: {e}", ref.loc) from None
         try:
-            value = tensor_from_json(data, ref.type)
+            value = mapped_from_json(data, ref.type) if ref.type.is_mapped else tensor_from_json(data, ref.type)
         except TensorValueError as e:
             raise SchemaError(f"constant '{ref.name}' in {ref.file}: {e}", ref.loc) from None
         return ref.type, value

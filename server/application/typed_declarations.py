@@ -15,6 +15,7 @@ from tensor_ir.expr.errors import Location, RankingError
 from tensor_ir.expr.parser import parse_expression
 from tensor_ir.expr.types import TensorType, TypeSyntaxError, parse_type
 from tensor_ir.ir import Op
+from tensor_ir.mapped import MappedTensor, unpad
 
 
 def parse_typed_declaration(text: str, loc: Location, wrapper: str, need_default: bool = False
@@ -42,11 +43,13 @@ def parse_typed_declaration(text: str, loc: Location, wrapper: str, need_default
         raise SchemaError(f"{wrapper}({name}): string {wrapper} input is not supported (only numbers and tensors)",
                           loc)
     try:
-        type_ = parse_type(type_text)
+        type_ = parse_type(type_text, allow_mapped=True)
     except TypeSyntaxError as e:
         raise SchemaError(f"{wrapper}({name}): {e}", loc) from None
     default = None
-    if default_text is not None:
+    if default_text is not None and type_.is_mapped:
+        default = _mapped_value_of(default_text, type_, loc, f"{wrapper}({name})")
+    elif default_text is not None:
         default = _value_of(default_text, type_, loc, f"{wrapper}({name})")
     elif need_default:
         raise SchemaError(f"constant {name} needs a value (name type: value)", loc)
@@ -120,3 +123,20 @@ class _NoContext:
 
     def feature(self, call: Any, compiler: Any) -> Any:
         return None  # no rank features in a constant value: the name is reported as unknown
+
+
+def _mapped_value_of(text: str, t: TensorType, loc: Location, what: str) -> Any:
+    """A default or constant value of a mapped type, written as a Vespa tensor literal."""
+    try:
+        expr = parse_expression(text if text.lstrip().startswith("tensor") else f"{t}:{text}",
+                                loc.file, loc.line, loc.column)
+        v = Compiler(_NoContext()).compile(expr)
+    except RankingError as e:
+        raise SchemaError(f"{what}: bad value: {e.message}", loc) from None
+    if v.sparse is None or any(x.node.op is not Op.CONSTANT for x in (v, v.sparse.mask)):
+        raise SchemaError(f"{what}: the value must be a constant tensor of type {t}", loc)
+    got = unpad(v.type.value_type, np.asarray(v.node.value), {d: np.asarray(x.node.value) for d, x in v.sparse.labels},
+                np.asarray(v.sparse.mask.node.value))
+    if got.type.all_names != t.all_names:
+        raise SchemaError(f"{what}: the value has type {got.type}, expected {t}", loc)
+    return MappedTensor(t, got.addresses, got.cells.astype(t.cell.np_dtype))

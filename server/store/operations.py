@@ -8,9 +8,11 @@ Update operations, per field, applied in the order given:
   assign (any field; null clears it), increment / decrement / multiply / divide (single
   numeric fields; an unset field counts as 0), modify (tensor cells: {"operation":
   "replace"|"add"|"multiply", "cells": [{"address": {..}, "value": v}, ..], "create": bool}).
-Vespa's `add`/`remove` of tensor cells apply to mapped dimensions only and are refused for
-the indexed tensors we store. A test-and-set `condition` is refused: evaluating Vespa's
-document selection language is not implemented, and ignoring it would be a silent wrong write.
+Tensor fields with mapped dimensions also take Vespa's `add` (subspaces added or replaced),
+`remove` ({"addresses": [{"x": "a"}, ..]}) and `modify` by cells or "blocks"
+(mapped_values.py); `add` and `remove` are refused for indexed tensors. A test-and-set
+`condition` is refused: evaluating Vespa's document selection language is not
+implemented, and ignoring it would be a silent wrong write.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from server.store import mapped_values
 from server.store.docid import VALID_ID, parse_document_id
 from server.store.errors import FeedError
 from server.store.values import DocType, FieldSpec, FieldValueError, Unchecked, Value
@@ -53,7 +56,8 @@ class Update:
     doc_id: str
     doctype: DocType
     create: bool
-    # (field, operation, argument): assign -> Value | None, arithmetic -> number, modify -> Modify
+    # (field, operation, argument): assign -> Value | None, arithmetic -> number, modify -> Modify;
+    # for a mapped tensor field add, remove and modify -> the update of mapped_values.py
     steps: list[tuple[FieldSpec, str, Any]] = field(default_factory=list)
     kind: ClassVar[str] = "update"
 
@@ -67,6 +71,10 @@ class Update:
                         new.pop(spec.name, None)
                     else:
                         new[spec.name] = arg
+                elif spec.is_mapped:  # add, remove, modify: None leaves the field as it is
+                    value = arg.apply(new.get(spec.name))
+                    if value is not None:
+                        new[spec.name] = value
                 elif op == "modify":
                     value = spec.modify(new.get(spec.name), arg.operation, arg.cells, arg.create)
                     if value is not None:
@@ -202,6 +210,11 @@ def _update_arg(did: str, spec: FieldSpec, op: str, arg: Any) -> Any:
             if isinstance(arg, float) and not math.isfinite(arg):
                 raise FieldValueError(f"'{op}' needs a finite number, got {arg!r}")
             return arg
+        if spec.is_mapped and op in ("add", "remove", "modify"):
+            assert spec.type is not None
+            parse = {"add": mapped_values.parse_add, "remove": mapped_values.parse_remove,
+                     "modify": mapped_values.parse_modify}[op]
+            return parse(spec.type, arg)
         if op == "modify":
             return _modify(spec, arg)
         if op in ("add", "remove"):

@@ -2,7 +2,9 @@
 
 Per attribute field one column `[capacity, *shape]` of the field's cell type (unset values
 are zeros), a host array of document ids, a host validity mask and a document-id -> row
-map. Rows `[0, n)` are in use.
+map. Rows `[0, n)` are in use. An attribute with mapped dimensions is kept as each row's
+value (a MappedTensor, None where unset) in a host array beside them, which snapshots pad
+for ranking on first use (mapped_column.py).
 
 Consistency, RCU style: ranking reads `shard.view()`, an immutable snapshot published by
 one reference assignment, and takes no lock. The writer never changes a row that a
@@ -33,6 +35,7 @@ import numpy as np
 import numpy.typing as npt
 
 from server.store.errors import StoreError
+from server.store.mapped_column import MappedColumns
 from server.store.values import FieldSpec
 from server.store.view import ShardView
 from tensor_ir.backend import Backend
@@ -55,15 +58,16 @@ def capacity_for(rows: int, initial: int) -> int:
 class Snapshot:
     """One published state of a shard. Never changes after it is published."""
 
-    __slots__ = ("_index", "columns", "documents", "ids", "live", "version")
+    __slots__ = ("_index", "columns", "documents", "ids", "live", "mapped", "version")
 
     def __init__(self, version: int, ids: npt.NDArray[np.object_], columns: dict[str, Any],
-                 live: npt.NDArray[np.bool_], documents: int) -> None:
+                 live: npt.NDArray[np.bool_], documents: int, mapped: MappedColumns | None = None) -> None:
         self.version = version
         self.ids = ids
         self.columns = columns
         self.live = live
         self.documents = documents
+        self.mapped = mapped
         self._index: dict[str, int] | None = None
 
     @property
@@ -71,7 +75,7 @@ class Snapshot:
         return len(self.ids)
 
     def view(self) -> ShardView:
-        return ShardView(cast(Sequence[str], self.ids), self.columns, self.live)
+        return ShardView(cast(Sequence[str], self.ids), self.columns, self.live, self.mapped)
 
     def row_of(self, doc_id: str) -> int | None:
         """The live row holding `doc_id` in this snapshot (the index is built on first use)."""
@@ -90,12 +94,14 @@ class Shard:
     _live: npt.NDArray[np.bool_]
     _rows: dict[str, int]  # live document id -> row
     _cols: dict[str, Any]  # field -> column [_cap, *shape] on the backend's device
+    _mapped: dict[str, npt.NDArray[np.object_]]  # mapped field -> [_cap] values (MappedTensor | None)
     _snapshot: Snapshot
 
     def __init__(self, doctype: str, fields: Sequence[FieldSpec], backend: Backend,
                  initial_capacity: int = 1024) -> None:
         self.doctype = doctype
-        self.fields = [f for f in fields if f.attribute]
+        self.fields = [f for f in fields if f.attribute and not f.is_mapped]  # dense columns
+        self.mapped_fields = [f for f in fields if f.attribute and f.is_mapped]
         self.backend = backend
         self._initial = max(1, initial_capacity)
         self._lock = threading.Lock()  # one writer at a time; readers never take it
@@ -126,8 +132,10 @@ class Shard:
 
     # ------------------------------------------------------------------ writing
 
-    def load(self, ids: Sequence[str], host_columns: Mapping[str, npt.NDArray[Any]]) -> None:
-        """Replace the contents with `ids` and their rows of `host_columns` (leading axis: the capacity)."""
+    def load(self, ids: Sequence[str], host_columns: Mapping[str, npt.NDArray[Any]],
+             mapped: Mapping[str, Sequence[Any]] | None = None) -> None:
+        """Replace the contents with `ids` and their rows of `host_columns` (leading axis: the
+        capacity) and, per mapped attribute, of `mapped` (one value or None per id)."""
         n = len(ids)
         cap = max([self._initial, n, *(len(host_columns[f.name]) for f in self.fields)])
         for f in self.fields:
@@ -138,21 +146,28 @@ class Shard:
         rows = dict(zip(ids, range(n)))
         if len(rows) != n:
             raise ValueError("document ids repeat")
+        for f in self.mapped_fields:
+            if len((mapped or {}).get(f.name, ())) != n:
+                raise ValueError(f"mapped field {f.name}: expected {n} values")
         columns = {f.name: self.backend.asarray(host_columns[f.name]) for f in self.fields}
         with self._lock:
             self._reset(cap, allocate=False)
             self._cols = columns
+            for f in self.mapped_fields:
+                self._mapped[f.name][:n] = _objects((mapped or {})[f.name])
             self._ids[:n] = np.array(ids, dtype=object)
             self._live[:n] = True
             self._rows = rows
             self._n = n
             self._publish()
 
-    def apply(self, ids: Sequence[str], blocks: Mapping[str, npt.NDArray[Any]], removes: Sequence[str] = ()) -> None:
+    def apply(self, ids: Sequence[str], blocks: Mapping[str, npt.NDArray[Any]], removes: Sequence[str] = (),
+              mapped: Mapping[str, Sequence[Any]] | None = None) -> None:
         """Remove `removes`, then put new versions of the documents `ids`, and publish.
 
-        `blocks` holds for each attribute field the documents' values, `[len(ids), *shape]`
-        host arrays in the order of `ids`, which must not repeat.
+        `blocks` holds for each dense attribute field the documents' values, `[len(ids), *shape]`
+        host arrays in the order of `ids`, which must not repeat; `mapped` for each mapped
+        attribute their values (MappedTensor, or None where unset) in that order.
         """
         with self._lock:
             for doc_id in removes:
@@ -161,7 +176,7 @@ class Shard:
                     self._live[r] = False
                     self._dead += 1
             if ids:
-                self._append(ids, blocks)
+                self._append(ids, blocks, mapped or {})
             if self._dead >= max(MIN_DEAD_TO_COMPACT, self._n // 4):
                 self._reallocate(self._n - self._dead)
             self._publish()
@@ -187,7 +202,8 @@ class Shard:
                 self._reallocate(self._n - self._dead)
                 self._publish()
 
-    def _append(self, ids: Sequence[str], blocks: Mapping[str, npt.NDArray[Any]]) -> None:
+    def _append(self, ids: Sequence[str], blocks: Mapping[str, npt.NDArray[Any]],
+                mapped: Mapping[str, Sequence[Any]]) -> None:
         k = len(ids)
         if len(set(ids)) != k:
             raise ValueError("document ids repeat within one apply")
@@ -195,6 +211,9 @@ class Shard:
             b = blocks[f.name]
             if b.shape != (k, *f.shape):
                 raise ValueError(f"block of {f.name}: expected shape {[k, *f.shape]}, got {list(b.shape)}")
+        for f in self.mapped_fields:
+            if len(mapped.get(f.name, ())) != k:
+                raise ValueError(f"values of mapped field {f.name}: expected {k}")
         if self._n + k > self._cap:
             self._reallocate(self._n - self._dead + k)
         n = self._n
@@ -208,6 +227,8 @@ class Shard:
         self._ids[n:n + k] = np.array(ids, dtype=object)
         for f in self.fields:
             self._cols[f.name][n:n + k] = self.backend.asarray(blocks[f.name])
+        for f in self.mapped_fields:
+            self._mapped[f.name][n:n + k] = _objects(mapped[f.name])
         live[n:n + k] = True
         self._n = n + k
 
@@ -216,13 +237,15 @@ class Shard:
         n = self._n
         keep = np.flatnonzero(self._live[:n])
         m = len(keep)
-        old_cols, old_ids = self._cols, self._ids
+        old_cols, old_ids, old_mapped = self._cols, self._ids, self._mapped
         self._reset(cap)
         if m:
             idx = self.backend.asarray(keep) if m != n else None
             for f in self.fields:
                 old = old_cols[f.name]
                 self._cols[f.name][:m] = old[:n] if idx is None else old[idx]
+            for f in self.mapped_fields:
+                self._mapped[f.name][:m] = old_mapped[f.name][keep]
             self._ids[:m] = old_ids[keep]
             self._live[:m] = True
             self._rows = dict(zip(self._ids[:m].tolist(), range(m)))
@@ -236,6 +259,7 @@ class Shard:
         self._live = np.zeros(cap, dtype=np.bool_)
         self._rows = {}
         self._cols = {}
+        self._mapped = {f.name: np.full(cap, None, dtype=object) for f in self.mapped_fields}
         if allocate:
             for f in self.fields:
                 self._cols[f.name] = self.backend.asarray(np.zeros((cap, *f.shape), dtype=f.dtype))
@@ -243,5 +267,17 @@ class Shard:
     def _publish(self) -> None:
         n = self._n
         self._version += 1
+        live = self._live[:n].copy()
+        mapped = MappedColumns({name: vals[:n] for name, vals in self._mapped.items()},
+                               {f.name: f.type for f in self.mapped_fields if f.type is not None}, live,
+                               self.backend) if self.mapped_fields else None
         self._snapshot = Snapshot(self._version, self._ids[:n], {name: col[:n] for name, col in self._cols.items()},
-                                  self._live[:n].copy(), n - self._dead)
+                                  live, n - self._dead, mapped)
+
+
+def _objects(values: Sequence[Any]) -> npt.NDArray[np.object_]:
+    """Values as a 1-d object array (np.array would try to make MappedTensors into numbers)."""
+    out = np.empty(len(values), dtype=object)
+    for i, v in enumerate(values):
+        out[i] = v
+    return out

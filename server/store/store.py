@@ -32,15 +32,17 @@ import numpy as np
 import numpy.typing as npt
 
 from server.application.package import Application
+from server.store import mapped_values
 from server.store.docid import parse_document_id
 from server.store.durable import Durable
 from server.store.errors import FeedError, StoreError
 from server.store.operations import Operation, Put, Remove, Update, operation_id, parse_operation
 from server.store.shard import Shard, capacity_for
-from server.store.values import DocType, Unchecked, Value
+from server.store.values import DocType, FieldValueError, Unchecked, Value
 from server.store.view import ShardView
 from tensor_ir.backend import Backend
 from tensor_ir.expr.profile import FieldDef
+from tensor_ir.mapped import MappedTensor
 
 log = logging.getLogger(__name__)
 
@@ -159,13 +161,20 @@ class DocumentStore:
         start = time.perf_counter()
         counts: dict[str, int] = {}
         for dt in self.types.values():
-            specs = dt.attributes
+            specs = [f for f in dt.attributes if not f.is_mapped]
+            mapped_specs = [f for f in dt.attributes if f.is_mapped]
             ids: list[str] = []
             chunks: dict[str, list[npt.NDArray[Any]]] = {f.name: [] for f in specs}
-            for rows in self._durable.scan(dt, specs):
+            mapped: dict[str, list[Any]] = {f.name: [] for f in mapped_specs}
+            for rows in self._durable.scan(dt, specs + mapped_specs):
                 k = len(rows)
                 cols = list(zip(*rows))
                 ids.extend(cols[0])
+                for f, blobs in zip(mapped_specs, cols[1 + len(specs):]):
+                    try:
+                        mapped[f.name].extend(None if b is None else f.decode(b) for b in blobs)
+                    except FieldValueError as e:
+                        raise StoreError(f"document type '{dt.name}': {e}") from None
                 for f, blobs in zip(specs, cols[1:]):
                     if None in blobs:
                         zero = bytes(f.nbytes)
@@ -187,7 +196,7 @@ class DocumentStore:
                 if n:
                     np.concatenate(chunks[f.name], out=column[:n])
                 chunks[f.name].clear()
-            self._shards[dt.name].load(ids, host)
+            self._shards[dt.name].load(ids, host, mapped)
             counts[dt.name] = n
         stats = RestartStats(time.perf_counter() - start, counts)
         log.info("document store %s: rebuilt the shards from %d stored documents (%s) in %.2f s", self.data_dir,
@@ -289,7 +298,8 @@ class DocumentStore:
         # the batch's last version of each document it touches (Remove: gone)
         pending: dict[str, Put | Remove] = {}
         durable = self._durable
-        writes: dict[str, tuple[list[tuple[Any, ...]], list[str]]] = {}
+        # per document type: stored rows, removed ids, and the rows' field values (for the shards)
+        writes: dict[str, tuple[list[tuple[Any, ...]], list[str], list[Mapping[str, Value]]]] = {}
         durable.begin()
         try:
             for i, op in zip(positions, parsed):
@@ -303,16 +313,18 @@ class DocumentStore:
             for key, last in pending.items():
                 w = writes.get(last.doctype.name)
                 if w is None:
-                    w = writes[last.doctype.name] = ([], [])
-                rows, removes = w
+                    w = writes[last.doctype.name] = ([], [], [])
+                rows, removes, states = w
                 state = last.fields
                 if state is None:
                     removes.append(key)
                 else:
                     get = state.get
-                    rows.append((key, *[v.tobytes() if (v := get(n)).__class__ is np.ndarray else v
+                    rows.append((key, *[v.tobytes() if (v := get(n)).__class__ is np.ndarray else
+                                        mapped_values.encode(v) if v.__class__ is MappedTensor else v
                                         for n in last.doctype.fields]))
-            for name, (rows, removes) in writes.items():
+                    states.append(state)
+            for name, (rows, removes, _) in writes.items():
                 self._shards[name].check_room(len(rows))
                 durable.write(self.types[name], rows, removes)
             durable.commit()
@@ -328,14 +340,18 @@ class DocumentStore:
             durable.rollback()
             raise
         # durable from here on; a failure below leaves the shards behind the database until a restart
-        for name, (rows, removes) in writes.items():
+        for name, (rows, removes, states) in writes.items():
             dt = self.types[name]
             blocks = {}
+            mapped: dict[str, list[Any]] = {}
             for f in dt.attributes:
+                if f.is_mapped:
+                    mapped[f.name] = [st.get(f.name) for st in states]
+                    continue
                 j, zero = dt.position(f.name), bytes(f.nbytes)
                 data = b"".join([zero if r[j] is None else r[j] for r in rows])
                 blocks[f.name] = np.frombuffer(data, dtype=f.dtype).reshape(len(rows), *f.shape)
-            self._shards[name].apply([r[0] for r in rows], blocks, removes)
+            self._shards[name].apply([r[0] for r in rows], blocks, removes, mapped)
         for i, op in zip(positions, parsed):
             if results[i] is None:
                 results[i] = FeedResult(start + i, rids[i], op.doc_id, op.kind, True)

@@ -7,7 +7,8 @@ given a value is unset (None): absent from the stored document, zeros in a shard
 
 Accepted inputs for a tensor field: Vespa's JSON forms (see tensor_ir.expr.tensor_json),
 a numpy array of the field's shape (or flat), and bytes holding the raw little-endian
-cells (what the wire carries).
+cells (what the wire carries). A tensor field with mapped dimensions holds a MappedTensor
+instead (mapped_values.py has its inputs and stored form).
 """
 
 from __future__ import annotations
@@ -22,21 +23,25 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from server.store import mapped_values
 from server.store.structured import JSON_KINDS, STRING_KINDS, check_value, describe_json, to_text
 from server.store.structured import FieldValueError as FieldValueError  # raised and caught by its old name
 from tensor_ir.casts import truncate_to_bfloat16
 from tensor_ir.dtypes import CellType
+from tensor_ir.expr.mapped_json import mapped_to_json
 from tensor_ir.expr.profile import FieldDef
 from tensor_ir.expr.tensor_json import TensorValueError, tensor_from_json
 from tensor_ir.expr.types import TensorType
+from tensor_ir.mapped import MappedTensor
 
 if sys.byteorder != "little":  # stored cells are little-endian and are used without conversion
     raise ImportError("server.store needs a little-endian host")
 
 Array = npt.NDArray[Any]
 # a field's value: an array of its cell type and shape, its raw little-endian cells (bytes, as
-# they came in and are stored; already checked), or for a string field a str
-Value = Array | bytes | str
+# they came in and are stored; already checked), for a string field a str, for a tensor field
+# with mapped dimensions a MappedTensor
+Value = Array | bytes | str | MappedTensor
 
 _SCALAR_NAMES = {
     CellType.FLOAT32: "float",
@@ -55,7 +60,7 @@ def type_text(t: TensorType | None) -> str:
     """The field type as the schema spells it: string, float, long, tensor<float>(x[64]) ..."""
     if t is None:
         return "string"
-    if t.rank == 0:
+    if t.rank == 0 and not t.is_mapped:
         return _SCALAR_NAMES.get(t.cell, str(t))
     return str(t)
 
@@ -63,8 +68,8 @@ def type_text(t: TensorType | None) -> str:
 class FieldSpec:
     """A document field with what storing and checking its values needs."""
 
-    __slots__ = ("attribute", "cells", "declared", "dtype", "float_cells", "is_json", "is_scalar", "is_string", "kind",
-                 "name", "nbytes", "shape", "structs", "type", "type_text")
+    __slots__ = ("attribute", "cells", "declared", "dtype", "float_cells", "is_json", "is_mapped", "is_scalar",
+                 "is_string", "kind", "name", "nbytes", "shape", "structs", "type", "type_text")
 
     def __init__(self, name: str, type: TensorType | None, attribute: bool, declared: str = "", kind: str = "",
                  structs: Mapping[str, Mapping[str, str]] | None = None) -> None:
@@ -78,9 +83,12 @@ class FieldSpec:
         self.is_json = type is None and self.kind in JSON_KINDS
         self.declared = declared or type_text(type)
         self.structs = dict(structs or {})
-        self.is_scalar = type is not None and type.rank == 0
+        self.is_mapped = type is not None and type.is_mapped
+        self.is_scalar = type is not None and type.rank == 0 and not self.is_mapped
         self.type_text = self.declared if type is None else type_text(type)
-        self.float_cells = type is not None and type.cell.is_float
+        # a mapped value has no fixed size, so it never comes as raw cells (shape and nbytes
+        # below are then those of one dense subspace)
+        self.float_cells = type is not None and type.cell.is_float and not self.is_mapped
         if type is None:
             self.dtype: np.dtype[Any] = np.dtype(object)
             self.shape: tuple[int, ...] = ()
@@ -111,6 +119,9 @@ class FieldSpec:
         Given `unchecked`, floating-point cells that arrive as raw bytes are not checked for
         NaN and infinity here but added to it, to be checked with the rest of the batch.
         """
+        if self.is_mapped:
+            assert self.type is not None
+            return mapped_values.convert(self.type, value)
         if value.__class__ is bytes and self.type is not None and len(value) == self.nbytes:
             # the wire form: raw little-endian cells, kept as they are
             if self.float_cells:
@@ -260,6 +271,8 @@ class FieldSpec:
     def encode(self, value: Value | None) -> bytes | str | None:
         if value is None or isinstance(value, str | bytes):
             return value
+        if isinstance(value, MappedTensor):
+            return mapped_values.encode(value)
         return value.tobytes()
 
     def decode(self, stored: bytes | str | None) -> Value | None:
@@ -269,6 +282,13 @@ class FieldSpec:
             if not isinstance(stored, str):
                 raise FieldValueError(f"stored value of string field '{self.name}' is not text")
             return stored
+        if self.is_mapped:
+            if not isinstance(stored, bytes):
+                raise FieldValueError(f"stored value of field '{self.name}' is not a BLOB")
+            try:
+                return mapped_values.decode(self.type, stored)
+            except FieldValueError as e:
+                raise FieldValueError(f"field '{self.name}': {e}") from None
         if not isinstance(stored, bytes) or len(stored) != self.nbytes:
             raise FieldValueError(f"stored value of field '{self.name}' is not {self.nbytes} bytes of "
                                   f"{self.type_text}")
@@ -278,6 +298,8 @@ class FieldSpec:
         """Vespa's JSON form of a stored value (as /document/v1 renders it)."""
         if isinstance(value, str):
             return json.loads(value) if self.is_json else value
+        if isinstance(value, MappedTensor):
+            return mapped_to_json(value)
         value = self.array(value)
         if self.is_scalar:
             return value.item()
@@ -288,7 +310,7 @@ class FieldSpec:
 
     def arithmetic(self, old: Value | None, op: str, arg: int | float) -> Array:
         """increment / decrement / multiply / divide of a single numeric value (unset counts as 0)."""
-        assert self.type is not None and self.is_scalar and not isinstance(old, str)
+        assert self.type is not None and self.is_scalar and not isinstance(old, str | MappedTensor)
         cur: int | float = 0 if old is None else self.array(old).item()
         if op == "divide" and arg == 0:
             raise FieldValueError("divide by 0")
@@ -316,7 +338,7 @@ class FieldSpec:
         An unset tensor has no cells to modify, so the update is ignored (None) unless `create`
         asks for a tensor of default cells first: 0 for replace and add, 1 for multiply.
         """
-        assert self.type is not None and not isinstance(old, str)
+        assert self.type is not None and not isinstance(old, str | MappedTensor)
         if old is None:
             if not create:
                 return None

@@ -167,12 +167,12 @@ CASES: dict[str, Bad] = {
     first-phase { expression: sum(¦scale(attribute(v))) }""",
         "function 'scale' takes 2 arguments (t, k), got 1"),
     # types
-    "mapped dimension in a field": schema(
-        "schema s {\n  document s {\n    field t type ¦tensor<float>(x{}) { indexing: attribute }\n  }\n}\n",
-        "field 't': mapped dimension 'x{}' is not supported; use an indexed dimension such as x[N]"),
-    "mapped dimension in a query input": profile(
-        "inputs {\n      ¦query(q) tensor(cat{})\n    }\n    first-phase { expression: 1 }",
-        "query(q): mapped dimension 'cat{}' is not supported"),
+    "a dimension both mapped and indexed in a field": schema(
+        "schema s {\n  document s {\n    field t type ¦tensor<float>(x{},x[2]) { indexing: attribute }\n  }\n}\n",
+        "field 't': dimension names repeat: ['x', 'x']"),
+    "a mapped dimension twice in a query input": profile(
+        "inputs {\n      ¦query(q) tensor(cat{},cat{})\n    }\n    first-phase { expression: 1 }",
+        "query(q): dimension names repeat: ['cat', 'cat']"),
     "bad tensor type syntax": schema(
         "schema s {\n  document s {\n    field t type tensor<float>(x[3] { indexing: attribute }\n  ¦}\n}\n",
         "expected ')' to close the '(' at 3:31, found '}'"),

@@ -157,8 +157,8 @@ DOC = "schema doc {\n  document doc {\n    field tags type array<string> { index
     (DOC + "  }\n  rank-profile p { first-phase { expression: sum(¦attribute(tags)) } }\n}\n",
      "rank profile 'p': attribute(tags): field 'tags' is not a numeric or tensor attribute (it is array<string>) "
      "(indexing: attribute)"),
-    (DOC + "    field m type ¦tensor<float>(x{}) { indexing: attribute }\n  }\n}\n",
-     "field 'm': mapped dimension 'x{}' is not supported; use an indexed dimension such as x[N]"),
+    (DOC + "    field m type ¦tensor<float>(x{},x[2]) { indexing: attribute }\n  }\n}\n",
+     "field 'm': dimension names repeat: ['x', 'x']"),
     (DOC + "    field a type string { indexing: input tags | ¦iff | summary }\n  }\n}\n",
      "field 'a': unknown indexing function 'iff'"),
     (DOC + "    field a type string { indexing: ¦if (input tags == \"x\") { summary } }\n  }\n}\n",
@@ -178,7 +178,7 @@ DOC = "schema doc {\n  document doc {\n    field tags type array<string> { index
      "rank profile 'mutate' (updating attributes while ranking) is not supported"),
     (DOC + "  }\n  rank-profile p {\n    inputs { ¦query(s) string }\n    first-phase { expression: 1 }\n  }\n}\n",
      "rank profile 'p': query(s): string query input is not supported (only numbers and tensors)"),
-], ids=["attribute of an array", "mapped dimension", "unknown indexing function", "indexing if",
+], ids=["attribute of an array", "dimension mapped and indexed", "unknown indexing function", "indexing if",
         "unknown distance metric", "unknown field setting", "synthetic field without input",
         "unknown summary setting", "weightedset of floats", "mutate", "string query input"])
 def test_refused_with_name_and_place(tmp_path: Path, marked: str, message: str) -> None:

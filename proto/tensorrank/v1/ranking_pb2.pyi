@@ -7,12 +7,14 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Tensor(_message.Message):
-    __slots__ = ("type", "values")
+    __slots__ = ("type", "values", "labels")
     TYPE_FIELD_NUMBER: _ClassVar[int]
     VALUES_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
     type: str
     values: bytes
-    def __init__(self, type: _Optional[str] = ..., values: _Optional[bytes] = ...) -> None: ...
+    labels: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, type: _Optional[str] = ..., values: _Optional[bytes] = ..., labels: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class RankRequest(_message.Message):
     __slots__ = ("schema", "rank_profile", "query", "hits", "offset", "doc_ids", "all_scores", "nearest_neighbor")
