@@ -21,6 +21,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -127,6 +128,14 @@ class MappedTensor:
         cells = np.stack(blocks) if blocks else np.zeros((0, *t.shape), np.float64)
         return MappedTensor(t, tuple(addresses), cells.astype(t.cell.np_dtype))
 
+    @cached_property
+    def label_ids(self) -> npt.NDArray[np.int32]:
+        """[len, number of mapped dimensions]: the addresses' label ids, encoded once per value
+        (a shard pads every document again after a write: tensor_ir.mapped module doc)."""
+        k = len(self.type.mapped)
+        flat = LABELS.encode_all(label for a in self.addresses for label in a)
+        return flat.reshape(len(self.addresses), k)
+
     def as_dict(self) -> dict[tuple[str, ...], npt.NDArray[Any]]:
         return {a: self.cells[i] for i, a in enumerate(self.addresses)}
 
@@ -185,8 +194,9 @@ def pad_many(values: Sequence[MappedTensor], capacity: int, stacked: bool = True
             continue
         cells[i, :k] = v.cells
         mask[i, :k] = True
+        ids = v.label_ids
         for j, d in enumerate(t.mapped):
-            labels[d][i, :k] = LABELS.encode_all(a[j] for a in v.addresses)
+            labels[d][i, :k] = ids[:, j]
     if not stacked:
         return Padded(cells[0], {d: x[0] for d, x in labels.items()}, mask[0])
     return Padded(cells, labels, mask)

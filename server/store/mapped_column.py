@@ -20,7 +20,7 @@ import numpy.typing as npt
 
 from tensor_ir.backend import Backend
 from tensor_ir.expr.types import TensorType
-from tensor_ir.mapped import LABEL_DTYPE, LABELS, NO_LABEL, MappedTensor, Padded
+from tensor_ir.mapped import LABEL_DTYPE, NO_LABEL, MappedTensor, Padded
 
 
 class MappedColumns:
@@ -62,8 +62,11 @@ def pad_rows(t: TensorType, values: Sequence[MappedTensor | None] | npt.NDArray[
     """Rows' values as one host Padded block [len(values), capacity, ...]; a dead row or an
     unset value is an empty row. Vectorised: one scatter of all cells, one of each dimension's labels."""
     n = len(values)
-    present = [i for i in range(n) if live[i] and values[i] is not None and len(values[i])]  # type: ignore[arg-type]
-    got: list[MappedTensor] = [values[i] for i in present]  # type: ignore[misc]
+    # Python lists, not numpy object indexing: a loop over every row of the shard
+    rows_values = values.tolist() if isinstance(values, np.ndarray) else list(values)
+    alive = live.tolist()
+    present = [i for i, (v, ok) in enumerate(zip(rows_values, alive, strict=True)) if ok and v is not None and len(v)]
+    got: list[MappedTensor] = [rows_values[i] for i in present]
     counts = np.zeros(n, dtype=np.int64)
     counts[present] = [len(v) for v in got]
     capacity = max(1, int(counts.max(initial=0)))
@@ -76,6 +79,7 @@ def pad_rows(t: TensorType, values: Sequence[MappedTensor | None] | npt.NDArray[
         starts = np.cumsum(k) - k
         slots = np.arange(int(k.sum())) - np.repeat(starts, k)
         cells[rows, slots] = np.concatenate([v.cells for v in got])
+        ids = np.concatenate([v.label_ids for v in got])  # encoded once per value, kept with it
         for j, d in enumerate(t.mapped):
-            labels[d][rows, slots] = LABELS.encode_all(a[j] for v in got for a in v.addresses)
+            labels[d][rows, slots] = ids[:, j]
     return Padded(cells, labels, mask)
