@@ -135,9 +135,12 @@ def reduce_mapped(c: Compiler, v: TValue, agg: str, dims: list[str], loc: Locati
         assert count is not None
         part = build.join("div", part, count)
     if not kept_mapped:
-        # no mapped dimension left: where no cell was found the value is an empty tensor's, 0
-        found = expand_to(present, kept_dims) if present.type.rank else present.node
-        part = build.select(found, part, build.scalar(0.0, ct))
+        # no mapped dimension left: where no cell was found the value is an empty tensor's, 0,
+        # which a sum or a count of no cell already is (their fill is 0), unless part of the mask
+        # was left out of the fill (_split_mask)
+        if agg not in ("sum", "count") or carried is not None:
+            found = expand_to(present, kept_dims) if present.type.rank else present.node
+            part = build.select(found, part, build.scalar(0.0, ct))
         if part.shape != tuple(s for _, s in kept_dims):
             part = build.broadcast(part, [s for _, s in kept_dims])
         return TValue(part, TensorType(ct, kept_dims))
