@@ -171,6 +171,11 @@ def _to_model_input(value: TValue, vi: ValueInfoProto, dims: list[Dim], needed: 
                     loc: Location, symbols: dict[str, tuple[int, str]]) -> Node:
     rank = len(dims)
     vtype = value.type
+    if vtype.is_mapped:
+        # Vespa feeds a model dense tensors only; a mapped one has no axes to bind by rank
+        raise RankingError(f"model {label} input '{vi.name}' needs {needed}, but {source} gives "
+                           f"{vtype.value_type}, which has mapped dimensions: a model's inputs are dense "
+                           "(Vespa refuses this too); give it an indexed tensor", loc)
     node = value.node
     shape = list(vtype.shape)
     batchless = {f"d{i}" for i in range(1, rank)}

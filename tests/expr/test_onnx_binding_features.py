@@ -145,3 +145,14 @@ def test_custom_similarity_onnx_is_bound_by_rank_and_scored_as_onnxruntime_score
     for h in hits:
         assert h.score == pytest.approx(want[h.id], rel=1e-4, abs=1e-6)
     assert [h.id for h in hits] == sorted(want, key=lambda k: -want[k])
+
+
+def test_a_mapped_tensor_given_to_a_model_is_refused_at_deploy() -> None:
+    fields = {**FIELDS, "tags": FieldDef("tags", parse_type("tensor<float>(t{},x[3])", allow_mapped=True), True,
+                                         Location())}
+    p = _profile({"v_in": "attribute(tags)"})
+    model = _model([("v_in", [1, 3])])
+    with pytest.raises(RankingError) as err:
+        compile_profile(p, fields, lambda ref, loc: ("m.onnx", model))
+    assert "input 'v_in'" in err.value.message and "mapped dimensions" in err.value.message
+    assert "tensor<float>(t{},x[3])" in err.value.message
