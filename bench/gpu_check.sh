@@ -110,7 +110,8 @@ start_background warm 150 "$LOGDIR/warm.log" "$PY" -m bench.gpu_warm --shards 8
 
 # --- GPU stages
 run_stage backends 150 "$LOGDIR/backends.log" "$PY" -m pytest tests/backends tests/trees/test_gpu_kernel.py \
-    tests/expr/test_nearest_neighbor.py tests/expr/test_vespa_functions.py -p no:cacheprovider
+    tests/expr/test_nearest_neighbor.py tests/expr/test_vespa_functions.py tests/expr/test_mapped_joins.py \
+    tests/expr/test_mapped_nearest_neighbor.py -p no:cacheprovider
 wait_background warm "$LOGDIR/warm.log"
 run_stage conformance 110 "$LOGDIR/conformance.log" \
     "$PY" -m server.cli conformance --backend gpu --json "$LOGDIR/conformance_gpu.json" -v

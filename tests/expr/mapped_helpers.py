@@ -78,8 +78,8 @@ def rank(expr: str, fields: Mapping[str, tuple[str, Sequence[Any]]], queries: Ma
     for name in program.inputs:
         if name not in feeds:
             feeds[name] = _dense_feed(name, values, compiled.nearest_neighbor, queries)
-    out = (backend or NumpyBackend()).run(program, feeds, n_docs)
-    out = {k: np.asarray(v) for k, v in out.items()}
+    runner = backend or NumpyBackend()
+    out = {k: np.asarray(runner.to_host(v)) for k, v in runner.run(program, feeds, n_docs).items()}
     feature = compiled.match_features[0]
     result: list[Any] = []
     for d in range(n_docs):
@@ -98,6 +98,26 @@ def _dense_feed(name: str, values: Mapping[str, Any], nn: Mapping[str, Any], que
     if name in nn:  # a nearest-neighbour query vector: the profile's query input of that name
         return values[f"query({nn[name].default})"]
     raise AssertionError(f"no value for program input {name}")
+
+
+def backend_named(name: str) -> Any:
+    """numpy, the GPU backend's host emulation, or CuPy where a GPU is present (else a skip)."""
+    import pytest
+
+    from gpu_engine.backend import CupyBackend
+    from tests.backends.conftest import cupy_unavailable
+
+    if name == "numpy":
+        return NumpyBackend()
+    if name == "gpu-emulated":
+        return CupyBackend.emulated()
+    reason = cupy_unavailable()
+    if reason is not None:
+        pytest.skip(reason)
+    return CupyBackend()
+
+
+BACKEND_NAMES = ["numpy", "gpu-emulated", "cupy"]
 
 
 # ---------------------------------------------------------------- the reference, with dicts

@@ -4,13 +4,10 @@ against dict-based joins written in tests/expr/mapped_helpers.py and sums worked
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import pytest
 
 from cpu_fallback import NumpyBackend
-from gpu_engine.backend import CupyBackend
 from tensor_ir import build
 from tensor_ir.dtypes import CellType
 from tensor_ir.expr.errors import Location
@@ -20,11 +17,11 @@ from tensor_ir.expr.types import parse_type
 from tensor_ir.ir import Op, Role
 from tensor_ir.program import Program
 
-from .mapped_helpers import join, no_models, rank
+from .mapped_helpers import BACKEND_NAMES, backend_named, join, no_models, rank
 
 CATS = "tensor<float>(cat{})"
-# the GPU backend's plan (fused kernels, the lookup on the device's array module) run on the host
-BACKENDS = pytest.mark.parametrize("backend", [NumpyBackend(), CupyBackend.emulated()], ids=["numpy", "gpu-emulated"])
+# numpy, the GPU backend's plan run on the host (fused kernels, the lookup with numpy for CuPy), CuPy
+BACKENDS = pytest.mark.parametrize("backend_name", BACKEND_NAMES)
 DOCS = [
     {("pop",): 0.5, ("rock",): -2.0, ("7",): 4.0},
     {},
@@ -35,14 +32,16 @@ QUERY = {("pop",): 2.0, ("jazz",): 10.0, ("7",): -1.0, ("nowhere",): 100.0}
 
 
 @BACKENDS
-def test_user_profile_dot_product_is_the_inner_join_summed(backend: Any) -> None:
+def test_user_profile_dot_product_is_the_inner_join_summed(backend_name: str) -> None:
+    backend = backend_named(backend_name)
     got = rank("sum(query(u) * attribute(c))", {"c": (CATS, DOCS)}, {"u": (CATS, QUERY)}, backend=backend)
     # worked out by hand: doc 0 pop 0.5*2 + 7 4*-1; doc 1 nothing; doc 2 jazz 1.5*10; doc 3 pop 6 + jazz -10
     assert got == pytest.approx([1.0 - 4.0, 0.0, 15.0, 6.0 - 10.0])
 
 
 @BACKENDS
-def test_the_joined_tensor_keeps_only_shared_labels(backend: Any) -> None:
+def test_the_joined_tensor_keeps_only_shared_labels(backend_name: str) -> None:
+    backend = backend_named(backend_name)
     got = rank("query(u) * attribute(c)", {"c": (CATS, DOCS)}, {"u": (CATS, QUERY)}, backend=backend)
     want = [join(QUERY, ["cat"], d, ["cat"], lambda a, b: a * b) for d in DOCS]
     assert got == [pytest.approx(w) for w in want]
@@ -54,7 +53,8 @@ def test_an_empty_query_tensor_matches_nothing() -> None:
 
 
 @BACKENDS
-def test_documents_with_two_mapped_dimensions_look_up_by_the_shared_one(backend: Any) -> None:
+def test_documents_with_two_mapped_dimensions_look_up_by_the_shared_one(backend_name: str) -> None:
+    backend = backend_named(backend_name)
     t = "tensor<float>(cat{},shop{})"
     docs = [{("pop", "a"): 1.0, ("pop", "b"): 2.0, ("rock", "a"): 3.0}, {("jazz", "c"): -1.0}]
     got = rank("query(u) * attribute(c)", {"c": (t, docs)}, {"u": (CATS, QUERY)}, backend=backend)

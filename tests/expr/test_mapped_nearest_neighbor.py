@@ -4,17 +4,12 @@ closest(f) the label of the nearest; checked against numpy over each document's 
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import pytest
 
-from cpu_fallback import NumpyBackend
-from gpu_engine.backend import CupyBackend
+from .mapped_helpers import BACKEND_NAMES, backend_named, rank
 
-from .mapped_helpers import rank
-
-BACKENDS = pytest.mark.parametrize("backend", [NumpyBackend(), CupyBackend.emulated()], ids=["numpy", "gpu-emulated"])
+BACKENDS = pytest.mark.parametrize("backend_name", BACKEND_NAMES)
 
 FIELD = "tensor<float>(p{},x[3])"
 VECTORS = [
@@ -41,7 +36,8 @@ def _distances(doc: dict[tuple[str, ...], list[float]], metric: str) -> dict[str
 
 @BACKENDS
 @pytest.mark.parametrize("metric", ["euclidean", "angular", "dotproduct"])
-def test_distance_and_closeness_take_the_nearest_vector(metric: str, backend: Any) -> None:
+def test_distance_and_closeness_take_the_nearest_vector(metric: str, backend_name: str) -> None:
+    backend = backend_named(backend_name)
     fields = {"e": (FIELD, VECTORS)}
     queries = {"q": ("tensor<float>(x[3])", Q)}
     dist = rank("distance(field, e)", fields, queries, distance_metric=metric, backend=backend)
@@ -58,7 +54,8 @@ def test_distance_and_closeness_take_the_nearest_vector(metric: str, backend: An
 
 
 @BACKENDS
-def test_closest_names_the_nearest_vector(backend: Any) -> None:
+def test_closest_names_the_nearest_vector(backend_name: str) -> None:
+    backend = backend_named(backend_name)
     got = rank("closest(e)", {"e": (FIELD, VECTORS)}, {"q": ("tensor<float>(x[3])", Q)}, backend=backend)
     for i, doc in enumerate(VECTORS):
         per = _distances(doc, "euclidean")
