@@ -113,7 +113,7 @@ def merge_mapped(c: Compiler, a: TValue, b: TValue, lam: Lambda, loc: Location) 
     """merge(a, b, f): f where both have an address, the other's cell where one has it.
     Each slot of a finds its match in b by comparing labels with every slot of b; the
     matched cell of b is picked by a masked sum (at most one slot matches, and adding
-    zeros keeps it exact)."""
+    negative zeros keeps every value exact, -0.0 included)."""
     if a.type.value_type.all_names != b.type.value_type.all_names or a.type.visible != b.type.visible:
         raise c.error(f"merge() needs two values of the same dimensions, got {a.type.value_type} and "
                       f"{b.type.value_type}", loc)
@@ -138,7 +138,7 @@ def merge_mapped(c: Compiler, a: TValue, b: TValue, lam: Lambda, loc: Location) 
     rest_shape = [s for _, s in rest]
     cell_b = fb.node
     picked = build.select(build.reshape(match, [na, nb, *[1] * len(rest)]),
-                          build.reshape(cell_b, [1, nb, *rest_shape]), build.scalar(0, cell_b.dtype))
+                          build.reshape(cell_b, [1, nb, *rest_shape]), build.scalar(-0.0, cell_b.dtype))
     b_at_a = build.reduce(build.broadcast(picked, [na, nb, *rest_shape]), "sum", [1], False)
     partner = TValue(b_at_a, TensorType(cell, fa.type.dims, fa.type.mapped), fa.sparse)
     both = c.apply_per_cell(lam, [fa, partner])
