@@ -131,10 +131,13 @@ class Ranker:
         nearest_neighbor: Mapping[str, str] | None = None,
     ) -> RankResult:
         qv = query_values(self.profile, query, self.needed)
-        if self.profile.mapped_inputs:
-            variant = self._variant(capacities(self.profile, shard, qv))
-            if variant is not self:
-                return variant.rank(shard, query, hits, offset, rows, all_scores, nearest_neighbor)
+        # a profile over mapped values runs as compiled for these slot counts (its variants
+        # read the same inputs, so the values decoded here serve them)
+        ranker = self._variant(capacities(self.profile, shard, qv)) if self.profile.mapped_inputs else self
+        return ranker._rank(shard, qv, hits, offset, rows, all_scores, nearest_neighbor)
+
+    def _rank(self, shard: ShardView, qv: dict[str, Any], hits: int, offset: int, rows: Sequence[int] | None,
+              all_scores: bool, nearest_neighbor: Mapping[str, str] | None) -> RankResult:
         fill_per_query(self.profile, qv)  # now, seeds left to the clock
         if self.profile.nearest_neighbor or nearest_neighbor:
             # the query vector of each distance/closeness feature (nearest_neighbor: field or label -> input)

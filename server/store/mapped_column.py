@@ -63,7 +63,7 @@ def pad_rows(t: TensorType, values: Sequence[MappedTensor | None] | npt.NDArray[
     unset value is an empty row. Vectorised: one scatter of all cells, one of each dimension's labels."""
     n = len(values)
     # Python lists, not numpy object indexing: a loop over every row of the shard
-    rows_values = values.tolist() if isinstance(values, np.ndarray) else list(values)
+    rows_values: list[Any] = values.tolist() if isinstance(values, np.ndarray) else list(values)
     alive = live.tolist()
     present = [i for i, (v, ok) in enumerate(zip(rows_values, alive, strict=True)) if ok and v is not None and len(v)]
     got: list[MappedTensor] = [rows_values[i] for i in present]

@@ -30,10 +30,9 @@ import numpy.typing as npt
 from server.store.structured import FieldValueError
 from tensor_ir.expr.mapped_json import (
     Address,
+    address_and_value,
     block_from_json,
-    cell_number,
     checked,
-    index_label,
     mapped_address,
     mapped_from_json,
     mapped_label,
@@ -205,12 +204,16 @@ def parse_remove(t: TensorType, arg: Any) -> RemoveSubspaces:
         raise FieldValueError(f"'remove': {e}") from None
 
 
-def parse_modify(t: TensorType, arg: Any) -> ModifyCells:
+def modify_header(arg: Any, forms: tuple[str, ...], named: str, hint: dict[str, str] | None = None
+                  ) -> tuple[str, bool]:
+    """The operation and `create` flag of a 'modify' update, for dense tensors too
+    (server.store.operations): any key but those and `forms` is refused, with `hint` where
+    one is known for it."""
     if not isinstance(arg, Mapping):
-        raise FieldValueError("'modify' needs an object with 'operation' and 'cells' (or 'blocks')")
+        raise FieldValueError(f"'modify' needs an object with 'operation' and {named}")
     for k in arg:
-        if k not in ("operation", "cells", "blocks", "create"):
-            raise FieldValueError(f"unknown key '{k}' in 'modify'")
+        if k not in ("operation", "create", *forms):
+            raise FieldValueError(f"unknown key '{k}' in 'modify'{(hint or {}).get(k, '')}")
     operation = arg.get("operation")
     if operation not in ("replace", "add", "multiply"):
         got = "no operation" if operation is None else f"operation {operation!r:.40}"
@@ -218,6 +221,11 @@ def parse_modify(t: TensorType, arg: Any) -> ModifyCells:
     create = arg.get("create", False)
     if not isinstance(create, bool):
         raise FieldValueError(f"'create' in 'modify' must be true or false, got {create!r:.40}")
+    return str(operation), create
+
+
+def parse_modify(t: TensorType, arg: Any) -> ModifyCells:
+    operation, create = modify_header(arg, ("cells", "blocks"), "'cells' (or 'blocks')")
     forms = [k for k in ("cells", "blocks") if k in arg]
     if len(forms) != 1:
         raise FieldValueError("'modify' needs one of 'cells' or 'blocks'" +
@@ -234,23 +242,7 @@ def _cell_changes(t: TensorType, raw: Any) -> list[tuple[Address, tuple[int, ...
         raw = [{"address": {t.mapped[0]: k}, "value": v} for k, v in raw.items()]
     if not isinstance(raw, list):
         raise TensorValueError("'cells' must be an array of {\"address\": {..}, \"value\": v}")
-    out: list[tuple[Address, tuple[int, ...] | None, Any]] = []
-    for c in raw:
-        if not isinstance(c, Mapping) or set(c) != {"address", "value"}:
-            raise TensorValueError(f"each cell needs exactly 'address' and 'value', got {shown(c)}")
-        addr = c["address"]
-        if not isinstance(addr, Mapping):
-            raise TensorValueError(f"a cell address must be an object of dimension: label, got {shown(addr)}")
-        extra = [d for d in addr if d not in t.all_names]
-        missing = [d for d in t.all_names if d not in addr]
-        if extra or missing:
-            why = f"names dimension '{extra[0]}', which {t} does not have" if extra else \
-                f"is missing dimension '{missing[0]}' (a cell names every dimension of {t})"
-            raise TensorValueError(f"the cell address {shown(addr)} {why}")
-        key = tuple(mapped_label(addr[d], d) for d in t.mapped)
-        idx = tuple(index_label(addr[d], d, s, t) for d, s in t.dims)
-        out.append((key, idx, cell_number(c["value"], shown(addr))))
-    return out
+    return [address_and_value(c, t) for c in raw]
 
 
 def _block_changes(t: TensorType, raw: Any) -> list[tuple[Address, tuple[int, ...] | None, Any]]:

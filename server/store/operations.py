@@ -234,20 +234,8 @@ def _modify(spec: FieldSpec, arg: Any) -> Modify:
     t = spec.type
     if t is None or t.rank == 0:
         raise FieldValueError(f"'modify' applies to tensor fields; this field is {spec.type_text}")
-    if not isinstance(arg, Mapping):
-        raise FieldValueError("'modify' needs an object with 'operation' and 'cells'")
-    for k in arg:
-        if k not in ("operation", "cells", "create"):
-            hint = f" ('blocks' are for mixed tensors; {spec.type_text} is indexed: use 'cells')" \
-                if k == "blocks" else ""
-            raise FieldValueError(f"unknown key '{k}' in 'modify'{hint}")
-    operation = arg.get("operation")
-    if operation not in ("replace", "add", "multiply"):
-        shown = "no operation" if operation is None else f"operation {operation!r:.40}"
-        raise FieldValueError(f"'modify' needs an 'operation' of replace, add or multiply, got {shown}")
-    create = arg.get("create", False)
-    if not isinstance(create, bool):
-        raise FieldValueError(f"'create' in 'modify' must be true or false, got {create!r:.40}")
+    hint = {"blocks": f" ('blocks' are for mixed tensors; {spec.type_text} is indexed: use 'cells')"}
+    operation, create = mapped_values.modify_header(arg, ("cells",), "'cells'", hint)
     raw = arg.get("cells")
     if raw is None:
         raise FieldValueError("'modify' has no 'cells'")

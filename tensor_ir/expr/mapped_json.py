@@ -199,29 +199,36 @@ def _cells_list(cells: list[Any], t: TensorType) -> dict[Address, npt.NDArray[An
     out: dict[Address, npt.NDArray[Any]] = {}
     seen: set[tuple[Address, tuple[int, ...]]] = set()
     for cell in cells:
-        if not isinstance(cell, Mapping) or set(cell) != {"address", "value"}:
-            raise TensorValueError(f"each cell needs exactly 'address' and 'value', got {shown(cell)}")
-        addr = cell["address"]
-        if not isinstance(addr, Mapping):
-            raise TensorValueError(f"a cell address must be an object of dimension: label, got {shown(addr)}")
-        for d in addr:
-            if d not in t.mapped and d not in t.visible_names:
-                raise TensorValueError(f"the cell address {shown(addr)} names dimension '{d}', which {t} does "
-                                       "not have")
-        missing = [d for d in t.all_names if d not in addr]
-        if missing:
-            raise TensorValueError(f"the cell address {shown(addr)} is missing dimension '{missing[0]}' (a cell "
-                                   f"names every dimension of {t})")
-        key = tuple(mapped_label(addr[d], d) for d in t.mapped)
-        idx = tuple(index_label(addr[d], d, s, t) for d, s in t.dims)
+        key, idx, value = address_and_value(cell, t)
         if (key, idx) in seen:
-            raise TensorValueError(f"the cell {shown(addr)} is given twice")
+            raise TensorValueError(f"the cell {shown(cell['address'])} is given twice")
         seen.add((key, idx))
         block = out.get(key)
         if block is None:
             block = out[key] = np.zeros(t.shape, dtype=np.float64)
-        block[idx] = cell_number(cell["value"], shown(addr))
+        block[idx] = value
     return out
+
+
+def address_and_value(cell: Any, t: TensorType) -> tuple[Address, tuple[int, ...], float]:
+    """One {"address": {...}, "value": v} cell naming every dimension of t: its mapped
+    labels, its indices along the indexed dimensions, and its number."""
+    if not isinstance(cell, Mapping) or set(cell) != {"address", "value"}:
+        raise TensorValueError(f"each cell needs exactly 'address' and 'value', got {shown(cell)}")
+    addr = cell["address"]
+    if not isinstance(addr, Mapping):
+        raise TensorValueError(f"a cell address must be an object of dimension: label, got {shown(addr)}")
+    for d in addr:
+        if d not in t.mapped and d not in t.visible_names:
+            raise TensorValueError(f"the cell address {shown(addr)} names dimension '{d}', which {t} does "
+                                   "not have")
+    missing = [d for d in t.all_names if d not in addr]
+    if missing:
+        raise TensorValueError(f"the cell address {shown(addr)} is missing dimension '{missing[0]}' (a cell "
+                               f"names every dimension of {t})")
+    key = tuple(mapped_label(addr[d], d) for d in t.mapped)
+    idx = tuple(index_label(addr[d], d, s, t) for d, s in t.dims)
+    return key, idx, cell_number(cell["value"], shown(addr))
 
 
 def _blocks_list(blocks: list[Any], t: TensorType) -> dict[Address, npt.NDArray[Any]]:
